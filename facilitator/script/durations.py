@@ -34,7 +34,7 @@ def parse_duration(value: object) -> int:
 
 def format_duration(seconds: float) -> str:
     """Format seconds the way people say them: ``"1h 5m"``, ``"4m 30s"``, ``"45s"``."""
-    total = max(0, int(round(seconds)))
+    total = max(0, round(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     parts = []
@@ -49,7 +49,7 @@ def format_duration(seconds: float) -> str:
 
 def format_clock(seconds: float) -> str:
     """Format seconds left as ``m:ss`` (or ``h:mm:ss``), as a timer shows them."""
-    total = max(0, int(round(seconds)))
+    total = max(0, round(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -46,7 +46,7 @@ class PromptRef(_Strict):
     id: str | None = None
 
 
-Prompt = Union[Text, PromptRef]
+Prompt = Text | PromptRef
 
 
 class Consent(_Strict):
@@ -130,7 +130,7 @@ class ClosePhase(_Strict):
 
 
 Phase = Annotated[
-    Union[AnnouncePhase, RoundPhase, OpenPhase, SilencePhase, ClosePhase],
+    AnnouncePhase | RoundPhase | OpenPhase | SilencePhase | ClosePhase,
     Field(discriminator="kind"),
 ]
 
@@ -188,4 +188,4 @@ class Script(_Strict):
         return needed
 
 
-PhaseModel = Union[AnnouncePhase, RoundPhase, OpenPhase, SilencePhase, ClosePhase]
+PhaseModel = AnnouncePhase | RoundPhase | OpenPhase | SilencePhase | ClosePhase

@@ -1,0 +1,368 @@
+"""The engine's outputs: what to say (actions) and what to keep (records).
+
+Actions are semantic: "give the piece to Sam until 10:04", never a platform message.
+Adapters render them with the bot's words from prompts/voice.yaml (see
+:mod:`facilitator.voice`) and add buttons or mentions as their platform allows.
+An action with ``to`` set is private to that member (a consent ask, a refusal, a receipt).
+
+Records are the facts storage keeps: attendance, turns spoken or passed, consent, prompt
+use and the facilitator audit. Never what anybody said.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+PhaseKind = Literal["announce", "round", "open", "silence", "close"]
+TurnOutcome = Literal["done", "passed", "time"]
+
+# ---------------------------------------------------------------- actions (to say)
+
+
+@dataclass(frozen=True, slots=True)
+class CircleOpened:
+    """The circle is open for joining."""
+
+    title: str
+    summary: str | None
+    anonymous_allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AskConsent:
+    """Privately show ``to`` the exact consent text and ask them to agree."""
+
+    to: str
+    text: str
+    version: str
+    text_hash: str
+    anonymous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentReceipt:
+    """Privately confirm to ``to`` what they agreed to."""
+
+    to: str
+    version: str
+    text_hash: str
+    anonymous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """Someone joined. Public, and deliberately nameless: the count only."""
+
+    member: str
+    present: int
+    next_round: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LeftCircle:
+    """Someone left. Public and nameless."""
+
+    member: str
+    present: int
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseStarted:
+    """A phase begins: its words, its prompt, and when it ends (None for a round)."""
+
+    index: int
+    count: int
+    kind: PhaseKind
+    name: str
+    text: str | None
+    prompt: str | None
+    agreement: str | None
+    ends_at: float | None
+    length: int | None = None
+    silent_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RoundStarted:
+    """A round of the talking piece begins (``number`` of ``rounds``)."""
+
+    number: int
+    rounds: int
+    speakers: int
+    popcorn: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GivePiece:
+    """``member`` holds the talking piece until ``ends_at``."""
+
+    member: str
+    name: str
+    ends_at: float
+    turn: int
+    remaining_after: int
+
+
+@dataclass(frozen=True, slots=True)
+class PieceFree:
+    """Popcorn: the piece is in the middle; whoever wants it may ask."""
+
+    ends_at: float
+    waiting: int
+
+
+@dataclass(frozen=True, slots=True)
+class Nudge:
+    """A gentle reminder: ``remaining`` seconds left (of the turn when ``member`` is set)."""
+
+    member: str | None
+    name: str | None
+    remaining: int
+    kind: PhaseKind
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEnded:
+    """A turn ended: said done, passed (never questioned), or its time ran out."""
+
+    member: str
+    name: str
+    outcome: TurnOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class RoundSkipped:
+    """Nobody to hold the piece in this round, so it is skipped."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimeUp:
+    """An open phase's time is up."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceCue:
+    """The soft cue at the end of a silence."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """Every timer is frozen."""
+
+    remaining: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """Timers run again."""
+
+    remaining: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Extended:
+    """The current phase (or turn) is longer by ``seconds``."""
+
+    seconds: int
+    remaining: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseSkipped:
+    """A facilitator moved on from a phase."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoleAssigned:
+    """``member`` holds ``role`` (the presenter, say)."""
+
+    member: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class FacilitatorAdded:
+    """``member`` now shares the steering."""
+
+    member: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """Where the circle is, for ``to``."""
+
+    to: str
+    status: str
+    phase: str | None
+    kind: PhaseKind | None
+    holder: str | None
+    remaining: int | None
+    present: int
+
+
+@dataclass(frozen=True, slots=True)
+class Back:
+    """After a restart: one "we are back" message saying where the circle is."""
+
+    status: str
+    phase: str | None
+    kind: PhaseKind | None
+    holder: str | None
+    holder_name: str | None
+    remaining: int | None
+    downtime: int
+
+
+@dataclass(frozen=True, slots=True)
+class CircleEnded:
+    """The circle ended; its attendance is final."""
+
+    title: str
+    early: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An illegal move, refused with a reason (``code`` keys a template); nothing changed."""
+
+    to: str
+    code: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def detail(self) -> dict[str, str]:
+        """The template parameters as a dict."""
+        return dict(self.params)
+
+
+Action = (
+    CircleOpened
+    | AskConsent
+    | ConsentReceipt
+    | Joined
+    | LeftCircle
+    | PhaseStarted
+    | RoundStarted
+    | GivePiece
+    | PieceFree
+    | Nudge
+    | TurnEnded
+    | RoundSkipped
+    | TimeUp
+    | SilenceCue
+    | Paused
+    | Resumed
+    | Extended
+    | PhaseSkipped
+    | RoleAssigned
+    | FacilitatorAdded
+    | StatusReport
+    | Back
+    | CircleEnded
+    | Refused
+)
+
+# ---------------------------------------------------------------- records (to keep)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentGiven:
+    """Append to the consent ledger: ``member`` agreed to the text with ``text_hash``."""
+
+    member: str
+    name: str
+    anonymous: bool
+    text_hash: str
+    version: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttendanceStarted:
+    """``member`` is in the circle from ``at``."""
+
+    member: str
+    name: str
+    anonymous: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttendanceEnded:
+    """``member`` left (or the circle ended) at ``at``."""
+
+    member: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecorded:
+    """``member`` spoke or passed (a count; never the words)."""
+
+    member: str
+    outcome: TurnOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class PromptUsed:
+    """A prompt from a bank was put to the group (for rotation)."""
+
+    bank: str
+    prompt_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CircleStarted:
+    """The first phase began."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CircleFinished:
+    """The circle ended at ``at``."""
+
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """A facilitator's accepted action, for the audit trail."""
+
+    actor: str
+    action: str
+    detail: str
+    at: float
+
+
+Record = (
+    ConsentGiven
+    | AttendanceStarted
+    | AttendanceEnded
+    | TurnRecorded
+    | PromptUsed
+    | CircleStarted
+    | CircleFinished
+    | Audit
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling one event produced: whether it was accepted, what to say, what to keep."""
+
+    accepted: bool
+    actions: tuple[Action, ...] = ()
+    records: tuple[Record, ...] = field(default=())

@@ -1,0 +1,99 @@
+"""The circle's state as plain data, so it can be stored after every event and restored.
+
+Nothing here decides anything: :mod:`facilitator.engine.circle` owns every rule. The
+state is a few small dataclasses that round-trip through JSON-ready dicts
+(:meth:`CircleState.to_dict` / :meth:`CircleState.from_dict`). Deadlines are absolute
+times on the host's clock (seconds since the epoch), so a restarted host can re-arm them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from facilitator.engine.events import PhasePrompt
+
+MemberState = Literal["pending", "present", "left"]
+
+
+class CircleStatus(StrEnum):
+    """Where a circle is in its life."""
+
+    NEW = "new"
+    GATHERING = "gathering"
+    RUNNING = "running"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+@dataclass(slots=True)
+class Participant:
+    """Someone who asked to join: pending consent, present, or left."""
+
+    id: str
+    name: str
+    anonymous: bool
+    state: MemberState = "pending"
+    consented: bool = False
+    order: int = 0
+    roles: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RoundState:
+    """One round of the talking piece."""
+
+    number: int
+    queue: list[str]
+    holder: str | None = None
+    waiting: list[str] = field(default_factory=list)
+    free_nudged: bool = False
+
+
+@dataclass(slots=True)
+class CircleState:
+    """Everything the engine needs to carry on after a restart."""
+
+    status: CircleStatus = CircleStatus.NEW
+    facilitators: list[str] = field(default_factory=list)
+    participants: dict[str, Participant] = field(default_factory=dict)
+    joins: int = 0
+    seed: int = 0
+    prompts: dict[int, PhasePrompt] = field(default_factory=dict)
+    phase: int = -1
+    ends_at: float | None = None
+    reminders: list[float] = field(default_factory=list)
+    paused_at: float | None = None
+    round: RoundState | None = None
+    started_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["prompts"] = {str(k): asdict(v) for k, v in self.prompts.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CircleState:
+        """Rebuild the state from :meth:`to_dict`'s output."""
+        round_data = data.get("round")
+        return cls(
+            status=CircleStatus(data["status"]),
+            facilitators=list(data["facilitators"]),
+            participants={k: Participant(**v) for k, v in data["participants"].items()},
+            joins=int(data["joins"]),
+            seed=int(data["seed"]),
+            prompts={int(k): PhasePrompt(**v) for k, v in data["prompts"].items()},
+            phase=int(data["phase"]),
+            ends_at=data["ends_at"],
+            reminders=list(data["reminders"]),
+            paused_at=data["paused_at"],
+            round=RoundState(**round_data) if round_data else None,
+            started_at=data.get("started_at"),
+        )
+
+    def present(self) -> list[Participant]:
+        """Participants in the circle now, in the order they joined."""
+        return sorted((p for p in self.participants.values() if p.state == "present"), key=lambda p: p.order)
