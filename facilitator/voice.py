@@ -64,7 +64,7 @@ class Voice:
             case A.CircleOpened():
                 text = s("circle_opened", title=action.title, summary=action.summary or "", **h)
                 if action.anonymous_allowed:
-                    text += s("circle_opened_anonymous")
+                    text += " " + s("circle_opened_anonymous")
                 return [Line(text)]
             case A.AskConsent():
                 text = s("ask_consent", version=action.version, text=action.text.strip(), **h)
@@ -97,7 +97,7 @@ class Voice:
                 key = "nudge.open" if action.kind == "open" else "nudge.other"
                 return [Line(s(key, remaining=remaining))]
             case A.TurnEnded():
-                return [Line(s(f"turn_ended.{action.outcome}", name=action.name))]
+                return [Line(s(f"turn_ended.{action.outcome}"))]
             case A.RoundSkipped():
                 return [Line(s("round_skipped", name=action.name))]
             case A.TimeUp():
@@ -118,9 +118,11 @@ class Voice:
             case A.PhaseSkipped():
                 return [Line(s("phase_skipped", name=action.name))]
             case A.RoleAssigned():
-                return [Line(s("role_assigned", name=action.name, role=action.role))]
+                text = s("role_assigned", mention=MENTION, role=action.role)
+                return [Line(text, mention=action.member, mention_name=action.name)]
             case A.FacilitatorAdded():
-                return [Line(s("facilitator_added", name=action.name))]
+                text = s("facilitator_added", mention=MENTION)
+                return [Line(text, mention=action.member, mention_name=action.name)]
             case A.StatusReport():
                 return [Line(self._status_text(action), to=action.to)]
             case A.Back():
@@ -137,7 +139,7 @@ class Voice:
 
     def _phase_text(self, action: A.PhaseStarted) -> str:
         s = self.say
-        length = format_duration((action.ends_at and 0) or 0)
+        length = format_duration(action.length or 0)
         parts = [s(f"phase.{action.kind}", name=action.name, text=action.text or "", length=length)]
         if action.agreement:
             parts.append(s("phase_agreement", agreement=action.agreement.strip()))
