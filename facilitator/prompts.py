@@ -22,7 +22,6 @@ points elsewhere (a deployment with its own banks).
 from __future__ import annotations
 
 import difflib
-import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from facilitator.paths import prompts_root
 
 __all__ = [
     "PROMPTS_DIR_ENV",
@@ -99,11 +100,12 @@ class PromptBank(BaseModel):
 
 
 def prompts_dir() -> Path:
-    """Return the prompts directory: ``$FACILITATOR_PROMPTS_DIR`` if set, else the project's."""
-    override = os.environ.get(PROMPTS_DIR_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path(__file__).resolve().parent.parent / "prompts"
+    """Return the prompts directory: ``$FACILITATOR_PROMPTS_DIR`` if set, else the project's.
+
+    The same place :mod:`facilitator.voice` reads the bot's words from; the rule lives in
+    :func:`facilitator.paths.prompts_root` so the two can never disagree.
+    """
+    return prompts_root()
 
 
 def _banks_dir(directory: Path | None) -> Path:

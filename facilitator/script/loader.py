@@ -1,28 +1,40 @@
 """Load session scripts from YAML safely, with one-line ``file:line:column`` errors.
 
 YAML is composed (never constructed) with PyYAML's safe loader, so no tag can run code;
-the plain data is then built by hand from the node tree, remembering where every key and
-value sits. Validation errors from the pydantic models are mapped back to those places
-and reworded to say what is wrong and how to fix it (see :mod:`facilitator.script.errors`
-for the wording). Limits keep a hostile file cheap to refuse: 256 KiB, 10,000 nodes with
-aliases expanded, 64 levels of nesting.
+the plain data is built by hand from the node tree, remembering where every key and value
+sits. Validation errors from the pydantic models are mapped back to those places and
+reworded to say what is wrong and how to fix it. Limits keep a hostile file cheap to
+refuse: 256 KiB, 10,000 nodes with aliases expanded, 64 levels of nesting.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.error import Mark, MarkedYAMLError
 from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from facilitator.script.errors import DataPath, Located, ScriptError, explain
-from facilitator.script.models import Script
+from facilitator.script.durations import DurationError, parse_duration
+from facilitator.script.models import (
+    AnnouncePhase,
+    ClosePhase,
+    Consent,
+    OpenPhase,
+    PromptRef,
+    Role,
+    RoundPhase,
+    Script,
+    SilencePhase,
+)
 
 __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "ScriptError", "load_script", "load_script_text"]
 
@@ -30,22 +42,46 @@ MAX_BYTES = 256 * 1024
 MAX_NODES = 10_000
 MAX_DEPTH = 64
 
+DataPath = tuple[str | int, ...]
+Position = tuple[int, int]
+
+
+class ScriptError(Exception):
+    """A script that cannot be used; ``str()`` is one line: ``path:line:column: message``."""
+
+    def __init__(
+        self, path: str, line: int, column: int, message: str, errors: list[ScriptError] | None = None
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        self.message = " ".join(message.splitlines())
+        self.errors: list[ScriptError] = errors if errors else [self]
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.message}"
+
+
+# ---------------------------------------------------------------------------- reading YAML
+
 _YAML = "tag:yaml.org,2002:"
 _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "bool", "null"))
 _TIMESTAMP, _MERGE, _SEQ, _MAP = (_YAML + t for t in ("timestamp", "merge", "seq", "map"))
-_TYPE_NAMES = {_INT: "a number", _FLOAT: "a number", _BOOL: "true/false", _NULL: "empty"}
-_TAB_INDENT = re.compile(r"^[ \t]*\t")
+_READ_AS = {_INT: "a number", _FLOAT: "a number", _BOOL: "true/false", _NULL: "empty"}
+_TAB_INDENT = re.compile(r"[ \t]*\t")
+_TAB_MESSAGE = "a tab is used for indentation; indent with spaces instead"
 
 
 class _Refused(MarkedYAMLError):
-    """A limit or rule of ours, raised while composing or building, at a mark."""
+    """One of our own rules or limits, broken at ``mark``."""
 
-    def __init__(self, message: str, mark: Mark | None) -> None:
-        super().__init__(problem=message, problem_mark=mark)
+    def __init__(self, message: str, mark: object) -> None:
+        super().__init__(problem=message, problem_mark=cast(Mark, mark))
 
 
 class _GuardedLoader(yaml.SafeLoader):
-    """A safe loader whose composer counts nodes with aliases expanded and limits depth."""
+    """A safe loader whose composer counts nodes with aliases expanded, and limits depth."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -55,129 +91,128 @@ class _GuardedLoader(yaml.SafeLoader):
         self._depth = 0
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, AliasEvent):
-            return self._compose_alias(event)
-        self._add(1, event.start_mark, "")
+            return self._alias(event)
+        self._count(1, event.start_mark, None)
         anchor = event.anchor if isinstance(event, NodeEvent) else None
-        if isinstance(event, CollectionStartEvent):
-            self._depth += 1
-            if self._depth > MAX_DEPTH:
-                raise _Refused(f"nesting is deeper than {MAX_DEPTH} levels; flatten the script", event.start_mark)
+        nested = isinstance(event, CollectionStartEvent)
+        self._depth += nested
+        if self._depth > MAX_DEPTH:
+            raise _Refused(f"nesting is deeper than {MAX_DEPTH} levels; flatten the script", event.start_mark)
         if anchor:
             self._open_anchors.add(anchor)
         node = super().compose_node(parent, index)
-        if anchor:
-            self._open_anchors.discard(anchor)
-        if isinstance(event, CollectionStartEvent):
-            self._depth -= 1
+        self._open_anchors.discard(anchor or "")
+        self._depth -= nested
         if isinstance(node, SequenceNode):
-            self._sizes[id(node)] = 1 + sum(self._sizes.get(id(child), 1) for child in node.value)
+            self._sizes[id(node)] = 1 + sum(self._size(child) for child in node.value)
         elif isinstance(node, MappingNode):
-            self._sizes[id(node)] = 1 + sum(
-                self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1) for k, v in node.value
-            )
+            self._sizes[id(node)] = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
         return node
 
-    def _compose_alias(self, event: AliasEvent) -> Node:
-        self.get_event()
+    def _size(self, node: Node) -> int:
+        return self._sizes.get(id(node), 1)
+
+    def _alias(self, event: AliasEvent) -> Node:
+        self.get_event()  # type: ignore[no-untyped-call]
         name = event.anchor or ""
         if name in self._open_anchors:
-            raise _Refused(f"alias *{name} is inside its own anchor &{name}; remove the alias", event.start_mark)
+            raise _Refused(f"alias *{name} is inside its own anchor &{name}; remove it", event.start_mark)
         if name not in self.anchors:
-            raise _Refused(f"alias *{name} has no anchor &{name} before it; define it first", event.start_mark)
+            raise _Refused(
+                f"alias *{name} has no anchor &{name} before it; define it first", event.start_mark
+            )
         target = self.anchors[name]
-        size = self._sizes.get(id(target), 1)
-        self._add(size, event.start_mark, name)
-        # A shallow copy carries the alias's own position, for errors; the children are shared.
-        copy = type(target)(target.tag, target.value, event.start_mark, event.end_mark)
-        self._sizes[id(copy)] = size
+        self._count(self._size(target), event.start_mark, name)
+        # A shallow copy carries the alias's own position for errors; children stay shared.
+        start, end = cast(Mark, event.start_mark), cast(Mark, event.end_mark)
+        copy = type(target)(target.tag, target.value, start, end)
+        self._sizes[id(copy)] = self._size(target)
         return copy
 
-    def _add(self, count: int, mark: Mark | None, alias: str) -> None:
-        self._total += count
+    def _count(self, nodes: int, mark: object, alias: str | None) -> None:
+        self._total += nodes
         if self._total > MAX_NODES:
-            where = f"alias *{alias} expands" if alias else "the script grows"
+            what = f"alias *{alias} expands the script" if alias else "the script grows"
             raise _Refused(
-                f"{where} past {MAX_NODES:,} YAML nodes (an alias bomb?); "
-                "a script needs far fewer: write values out instead of nesting aliases",
+                f"{what} past {MAX_NODES:,} YAML nodes (an alias bomb?); "
+                "write the values out instead of nesting aliases",
                 mark,
             )
 
 
+@dataclass
+class _Located:
+    """Where each data path sits in the file: its value, its key, and its scalar text."""
+
+    values: dict[DataPath, Position] = field(default_factory=dict)
+    keys: dict[DataPath, Position] = field(default_factory=dict)
+    raw: dict[DataPath, str] = field(default_factory=dict)
+
+
 class _Builder:
-    """Plain Python data from a node tree, with the position of every key and value."""
+    """Plain Python data from a node tree, recording positions on the way."""
 
     def __init__(self) -> None:
-        self.located = Located()
-        self._constructor = SafeConstructor()
+        self.located = _Located()
+        constructor = SafeConstructor()
+        self._readers = {
+            _INT: constructor.construct_yaml_int,
+            _FLOAT: constructor.construct_yaml_float,
+            _BOOL: constructor.construct_yaml_bool,
+            _NULL: constructor.construct_yaml_null,
+        }
 
     def build(self, node: Node, path: DataPath) -> Any:
-        self.located.values[path] = _pos(node.start_mark)
-        if isinstance(node, MappingNode):
+        self.located.values[path] = _position(node.start_mark)
+        if isinstance(node, MappingNode) and node.tag == _MAP:
             return self._mapping(node, path)
-        if isinstance(node, SequenceNode):
-            if node.tag != _SEQ:
-                raise _Refused(_tag_message(node.tag), node.start_mark)
+        if isinstance(node, SequenceNode) and node.tag == _SEQ:
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
-        assert isinstance(node, ScalarNode)
+        if not isinstance(node, ScalarNode):
+            raise _Refused(_tag_message(node.tag), node.start_mark)
         self.located.raw[path] = node.value
-        return self._scalar(node)
+        # YAML 1.1 reads 1:30 as 90 and 2024-05-01 as a date; keep what was written instead.
+        if node.tag in (_STR, _TIMESTAMP) or (node.tag in (_INT, _FLOAT) and ":" in node.value):
+            return node.value
+        if node.tag not in self._readers:
+            raise _Refused(_tag_message(node.tag), node.start_mark)
+        try:
+            return self._readers[node.tag](node)
+        except (ValueError, KeyError, ConstructorError):
+            raise _Refused(
+                f"{node.value!r} cannot be read as {_READ_AS[node.tag]}", node.start_mark
+            ) from None
 
     def _mapping(self, node: MappingNode, path: DataPath) -> dict[str, Any]:
-        if node.tag != _MAP:
-            raise _Refused(_tag_message(node.tag), node.start_mark)
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self._key(key_node)
+            if key_node.tag == _MERGE:
+                raise _Refused("merge keys ('<<') are not supported; write the keys out", key_node.start_mark)
+            if not isinstance(key_node, ScalarNode) or key_node.tag != _STR:
+                seen = _READ_AS.get(key_node.tag, "a list or mapping")
+                raise _Refused(
+                    f"this key is read as {seen}; keys must be text, so quote it", key_node.start_mark
+                )
+            key = key_node.value
             if key in result:
                 line, column = self.located.keys[(*path, key)]
                 raise _Refused(
                     f"duplicate key {key!r} (first at line {line}, column {column}); keep only one",
                     key_node.start_mark,
                 )
-            self.located.keys[(*path, key)] = _pos(key_node.start_mark)
+            self.located.keys[(*path, key)] = _position(key_node.start_mark)
             result[key] = self.build(value_node, (*path, key))
         return result
 
-    def _key(self, node: Node) -> str:
-        if node.tag == _MERGE:
-            raise _Refused("merge keys ('<<') are not supported; write the keys out", node.start_mark)
-        if not isinstance(node, ScalarNode):
-            raise _Refused("a key must be plain text, not a list or mapping", node.start_mark)
-        if node.tag != _STR:
-            seen = _TYPE_NAMES.get(node.tag, "not text")
-            raise _Refused(
-                f"key {node.value!r} is read as {seen}; keys must be text: put it in quotes",
-                node.start_mark,
-            )
-        return node.value
 
-    def _scalar(self, node: ScalarNode) -> Any:
-        tag, text = node.tag, node.value
-        # YAML 1.1 reads 1:30 as 90 and 2024-05-01 as a date; keep what was written instead.
-        if tag == _STR or tag == _TIMESTAMP or (tag in (_INT, _FLOAT) and ":" in text):
-            return text
-        readers = {
-            _INT: self._constructor.construct_yaml_int,
-            _FLOAT: self._constructor.construct_yaml_float,
-            _BOOL: self._constructor.construct_yaml_bool,
-            _NULL: self._constructor.construct_yaml_null,
-        }
-        if tag not in readers:
-            raise _Refused(_tag_message(tag), node.start_mark)
-        try:
-            return readers[tag](node)
-        except (ValueError, KeyError, ConstructorError):
-            raise _Refused(f"{text!r} cannot be read as {_TYPE_NAMES[tag]}", node.start_mark) from None
-
-
-def _pos(mark: Mark | None) -> tuple[int, int]:
+def _position(mark: Mark | None) -> Position:
     return (mark.line + 1, mark.column + 1) if mark else (1, 1)
 
 
 def _tag_message(tag: str) -> str:
-    shown = "!!" + tag[len(_YAML) :] if tag.startswith(_YAML) else tag
+    shown = "!!" + tag.removeprefix(_YAML) if tag.startswith(_YAML) else tag
     return (
         f"the tag {shown!r} is not allowed in a script (scripts hold only text, numbers, "
         "true/false, lists and mappings); remove the tag"
@@ -186,80 +221,75 @@ def _tag_message(tag: str) -> str:
 
 _SYNTAX_HINTS = [
     ("mapping values are not allowed", "if a value contains ': ', put the whole value in quotes"),
-    ("could not find expected ':'", "check this line's indentation, or quote a value that contains ':'"),
+    ("could not find expected ':'", "check this line's indentation, or quote a value containing ':'"),
     ("another document", "a script is a single document: remove the '---' line"),
     ("expected <block end>", "check the indentation of this line"),
-    ("while scanning a quoted scalar", "a quote is not closed"),
+    ("quoted scalar", "a quote is not closed"),
 ]
 
 
-def _syntax_error(exc: MarkedYAMLError, text: str, path: str) -> ScriptError:
-    line, column = _pos(exc.problem_mark)
-    tab = _tab_in_indentation(text, line)
-    if tab is not None:
-        return ScriptError(path, line, tab, "a tab is used for indentation; indent with spaces instead")
-    problem = exc.problem or "invalid YAML"
+def _tab_lines(text: str) -> dict[int, int]:
+    """Line -> column (both 1-based) of the first tab in each line's leading whitespace."""
+    found: dict[int, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if match := _TAB_INDENT.match(line):
+            found[number] = match.end()
+    return found
+
+
+def _syntax_error(exc: MarkedYAMLError, tabs: dict[int, int], path: str) -> ScriptError:
+    line, column = _position(exc.problem_mark)
+    problem = exc.problem or "this is not valid YAML"
     if isinstance(exc, _Refused):
         return ScriptError(path, line, column, problem)
-    context = f" {exc.context}" if exc.context else ""
-    hint = next((h for key, h in _SYNTAX_HINTS if key in problem + context), "check the YAML syntax here")
+    before = [n for n in tabs if n <= line]
+    if line in tabs or (before and "'\\t'" in problem):
+        at = line if line in tabs else before[0]
+        return ScriptError(path, at, tabs[at], _TAB_MESSAGE)
+    context = f"{exc.context}: " if exc.context else ""
+    hint = next((h for key, h in _SYNTAX_HINTS if key in context + problem), "check the YAML syntax here")
     if exc.context_mark and "quoted scalar" in context:
         hint += f" (it opens at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
-    return ScriptError(path, line, column, f"YAML syntax:{context} {problem}; {hint}".replace(": while", ": while"))
+    return ScriptError(path, line, column, f"YAML syntax: {context}{problem}; {hint}")
 
 
-def _tab_in_indentation(text: str, line: int) -> int | None:
-    """Column (1-based) of a tab in the leading whitespace of ``line``, if there is one."""
-    lines = text.splitlines()
-    if 1 <= line <= len(lines) and (match := _TAB_INDENT.match(lines[line - 1])):
-        return match.end()
-    return None
+def _read_yaml(text: str, path: str) -> tuple[Any, _Located]:
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_BYTES:
+        raise ScriptError(path, 1, 1, f"the file is {size / 1024:.0f} KiB; a script may be at most 256 KiB")
+    # A tab in indentation is checked up front: PyYAML's own wording for it is cryptic. A tab
+    # inside the text of a block scalar is fine, so it only counts where the YAML fails.
+    tabs = _tab_lines(text)
+    builder = _Builder()
+    try:
+        root = yaml.compose(text, Loader=_GuardedLoader)
+        return (builder.build(root, ()) if root is not None else None), builder.located
+    except MarkedYAMLError as exc:
+        raise _syntax_error(exc, tabs, path) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - before.rfind("\n")
+        message = f"the character {exc.character!r} is not allowed in a script; remove it"
+        raise ScriptError(path, line, column, message) from None
+    except RecursionError:
+        raise ScriptError(path, 1, 1, f"nesting is too deep; keep it under {MAX_DEPTH} levels") from None
 
 
 def load_script_text(text: str, path: str = "<script>") -> Script:
     """Parse and validate a script; raise :class:`ScriptError` pointing at the first problem."""
-    size = len(text.encode("utf-8", errors="surrogatepass"))
-    if size > MAX_BYTES:
-        raise ScriptError(path, 1, 1, f"the file is {size / 1024:.0f} KiB; a script may be at most 256 KiB")
-    # YAML forbids tabs for indentation; say so plainly rather than with PyYAML's wording.
-    for number in range(1, text.count("\n") + 2):
-        tab = _tab_in_indentation(text, number)
-        if tab is not None and not _tab_is_content(text, number):
-            raise ScriptError(path, number, tab, "a tab is used for indentation; indent with spaces instead")
-    try:
-        root = yaml.compose(text, Loader=_GuardedLoader)
-        builder = _Builder()
-        data = builder.build(root, ()) if root is not None else None
-    except MarkedYAMLError as exc:
-        raise _syntax_error(exc, text, path) from None
-    except yaml.reader.ReaderError as exc:
-        before = text[: exc.position]
-        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
-        raise ScriptError(path, line, column, f"character {exc.character!r} is not allowed; remove it") from None
-    except RecursionError:
-        raise ScriptError(path, 1, 1, f"nesting is too deep; keep it under {MAX_DEPTH} levels") from None
+    data, located = _read_yaml(text, path)
     if data is None:
         raise ScriptError(path, 1, 1, "the script is empty; it needs title, agreement, consent and phases")
     if not isinstance(data, dict):
-        line, column = builder.located.values[()]
-        raise ScriptError(
-            path, line, column, "the top level must be a mapping of keys like 'title:' and 'phases:'"
-        )
+        line, column = located.values[()]
+        message = "the top level must be a mapping of keys like 'title:' and 'phases:', not a list or text"
+        raise ScriptError(path, line, column, message)
     try:
         return Script.model_validate(data)
     except ValidationError as exc:
-        errors = explain(exc, data, builder.located, path)
+        errors = _explain(exc, data, located, path)
         first = errors[0]
-        raise ScriptError(first.path, first.line, first.column, first.message, errors) from None
-
-
-def _tab_is_content(text: str, line: int) -> bool:
-    """True when the tab sits inside a block scalar (``|`` or ``>``) and is part of the text."""
-    try:
-        yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return False
-    return True
+        raise ScriptError(path, first.line, first.column, first.message, errors) from None
 
 
 def load_script(path: str | Path) -> Script:
@@ -271,15 +301,307 @@ def load_script(path: str | Path) -> Script:
     except FileNotFoundError:
         raise ScriptError(name, 1, 1, "no such file; check the path") from None
     except IsADirectoryError:
-        raise ScriptError(name, 1, 1, "this is a directory; give a .yaml file") from None
+        raise ScriptError(name, 1, 1, "this is a directory; give the path of a .yaml file") from None
     except OSError as exc:
-        raise ScriptError(name, 1, 1, f"cannot read the file ({exc.strerror}); check its permissions") from None
+        raise ScriptError(
+            name, 1, 1, f"cannot read the file ({exc.strerror}); check its permissions"
+        ) from None
     if len(raw) > MAX_BYTES:
         raise ScriptError(name, 1, 1, "the file is over 256 KiB; a script may be at most 256 KiB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ScriptError(
-            name, 1, 1, f"the file is not UTF-8 (bad byte at offset {exc.start}); save it as UTF-8"
-        ) from None
+        message = f"the file is not UTF-8 (bad byte at offset {exc.start}); save it as UTF-8"
+        raise ScriptError(name, 1, 1, message) from None
     return load_script_text(text, name)
+
+
+# ------------------------------------------------------------------ explaining validation
+
+PHASE_MODELS: dict[str, type[BaseModel]] = {
+    "announce": AnnouncePhase,
+    "round": RoundPhase,
+    "open": OpenPhase,
+    "silence": SilencePhase,
+    "close": ClosePhase,
+}
+_KINDS = ", ".join(PHASE_MODELS)
+
+# (model, field) -> (what it is for, an example line) for missing and empty fields.
+_NEEDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("Script", "title"): ("the name of the circle", 'title: "Thursday check-in"'),
+    ("Script", "agreement"): (
+        "the group agreement read at the start",
+        'agreement: "What is said here stays here."',
+    ),
+    ("Script", "consent"): (
+        "the exact words people agree to",
+        'consent: {version: "1", text: "I agree to ..."}',
+    ),
+    ("Script", "phases"): (
+        "the timed steps, ending with a close",
+        'phases: [{kind: close, text: "Thank you."}]',
+    ),
+    ("Consent", "version"): ("changes whenever the text changes", 'version: "1"'),
+    ("Consent", "text"): ("the exact words people agree to", 'text: "I agree that ..."'),
+    ("Role", "name"): ("lowercase, used by phases", "name: presenter"),
+    ("Role", "description"): ("what the role holder does", 'description: "Brings a case."'),
+    ("PromptRef", "bank"): ("the prompt bank to draw from", "bank: warm-up"),
+    ("RoundPhase", "turn"): ("how long each person holds the piece", 'turn: "90s"'),
+    ("OpenPhase", "duration"): ("how long it lasts", 'duration: "10m"'),
+    ("SilencePhase", "duration"): ("how long it lasts", 'duration: "1m"'),
+    ("AnnouncePhase", "text"): ("the words the bot says", 'text: "Welcome, everyone."'),
+    ("ClosePhase", "text"): ("the closing words", 'text: "Thank you for being here."'),
+    ("RoundPhase", "rounds"): ("", "rounds: 2"),
+    ("Script", "expected_participants"): ("", "expected_participants: 8"),
+}
+_EXPECTED = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "model_type": "a mapping of keys",
+    "model_attributes_type": "a mapping of keys",
+    "dict_type": "a mapping of keys",
+}
+
+
+def _explain(exc: ValidationError, data: dict[str, Any], located: _Located, path: str) -> list[ScriptError]:
+    """Every validation error as a ScriptError, first in the file first."""
+    found: list[tuple[DataPath, str, ScriptError]] = []
+    for error in exc.errors(include_url=False):
+        at = _data_path(error["loc"], data)
+        message, point, on_key = _message(error, at, data)
+        line, column = _locate(point, located, on_key)
+        found.append((at, error["type"], ScriptError(path, line, column, message)))
+    # A union member's "wrong type" is noise when another member found a real error inside.
+    kept = [
+        err
+        for at, kind, err in found
+        if kind not in _EXPECTED or not any(len(p) > len(at) and p[: len(at)] == at for p, _, _ in found)
+    ]
+    unique = {(e.line, e.column, e.message): e for e in reversed(kept)}
+    return sorted(unique.values(), key=lambda e: (e.line, e.column))
+
+
+def _data_path(loc: tuple[str | int, ...], data: Any) -> DataPath:
+    """Turn a pydantic ``loc`` into a path through the data, dropping union/discriminator tags."""
+    parts = list(loc)
+    if len(parts) >= 3 and parts[0] == "phases":
+        del parts[2]  # the discriminator tag pydantic adds: ('phases', 2, 'round', 'turn')
+    out: list[str | int] = []
+    current = data
+    for part in parts:
+        if (isinstance(current, dict) and part in current) or (
+            isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        ):
+            current = current[part]  # type: ignore[index]
+            out.append(part)
+        elif (model := _model_at(tuple(out), data)) is not None and part in model.model_fields:
+            current = None
+            out.append(part)
+    return tuple(out)
+
+
+def _model_at(at: DataPath, data: dict[str, Any]) -> type[BaseModel] | None:
+    """The model that validates the mapping at ``at``, if it is one we know."""
+    if at == ():
+        return Script
+    if at == ("consent",):
+        return Consent
+    if len(at) == 2 and at[0] == "roles":
+        return Role
+    phase = _phase(at[:2], data) if len(at) in (2, 3) and at[0] == "phases" else None
+    if phase is None:
+        return None
+    if len(at) == 3:
+        return PromptRef if at[2] == "prompt" else None
+    return PHASE_MODELS.get(phase.get("kind"))  # type: ignore[arg-type]
+
+
+def _phase(at: DataPath, data: dict[str, Any]) -> dict[str, Any] | None:
+    phases = data.get("phases")
+    if len(at) == 2 and isinstance(at[1], int) and isinstance(phases, list) and at[1] < len(phases):
+        phase = phases[at[1]]
+        return phase if isinstance(phase, dict) else None
+    return None
+
+
+def _where(at: DataPath, data: dict[str, Any]) -> str:
+    """A reader's name for a place: "'turn' in phase 3 (round)", "item 2 of 'remind_before'"."""
+    if not at:
+        return "the script"
+    parent, last = at[:-1], at[-1]
+    if isinstance(last, int):
+        if parent == ("phases",):
+            kind = (_phase(at, data) or {}).get("kind")
+            return f"phase {last + 1} ({kind})" if kind in PHASE_MODELS else f"phase {last + 1}"
+        if parent == ("roles",):
+            return f"role {last + 1}"
+        return f"item {last + 1} of {_where(parent, data)}"
+    return f"{last!r} in {_where(parent, data)}" if parent else repr(last)
+
+
+def _locate(at: DataPath, located: _Located, on_key: bool) -> Position:
+    if on_key and at in located.keys:
+        return located.keys[at]
+    while at not in located.values:
+        at = at[:-1]
+    return located.values[at]
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = str(value).replace("\n", "\\n")
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f'"{text}"' if isinstance(value, str) else text
+
+
+def _message(error: ErrorDetails, at: DataPath, data: dict[str, Any]) -> tuple[str, DataPath, bool]:
+    """(message, where to point, whether to point at the key rather than the value)."""
+    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
+    if kind == "extra_forbidden":
+        return _unknown_key(at, data), at, True
+    if kind == "missing":
+        return _missing(at, data), at[:-1], False
+    if kind == "union_tag_invalid":
+        tag = str(ctx.get("tag"))
+        close = difflib.get_close_matches(tag, PHASE_MODELS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return (
+            f"{_where(at, data)} has unknown kind {tag!r}; use one of: {_KINDS}{hint}",
+            (*at, "kind"),
+            False,
+        )
+    if kind == "union_tag_not_found":
+        return f"{_where(at, data)} has no 'kind'; add 'kind:' with one of: {_KINDS}", at, False
+    model = _model_at(at[:-1], data)
+    need = _NEEDS.get((model.__name__ if model else "", str(at[-1]) if at else ""), ("", ""))
+    example = f", e.g. {need[1]}" if need[1] else ""
+    where = _where(at, data)
+    if value is None:
+        return f"{where} is empty; give it a value{example}", at, False
+    if kind == "value_error":
+        text = str(ctx.get("error", error["msg"]))
+        if isinstance(value, dict):  # a whole-model rule: find the value it is about
+            return _model_rule(text, at, data)
+        return f"{where}: {text}", at, False
+    if kind in _EXPECTED and at and at[-1] == "prompt":
+        return f"{where} should be text, or a bank like {{bank: warm-up}}; not {_shown(value)}", at, False
+    if kind in _EXPECTED:
+        message = f"{where} should be {_EXPECTED[kind]}, not {_shown(value)}"
+        if kind == "string_type" and isinstance(value, (int, float, bool)) and isinstance(at[-1], str):
+            return f'{message}; put it in quotes, e.g. {at[-1]}: "{value}"', at, False
+        if len(at) == 2 and at[0] == "phases":
+            return f"{message}; e.g. - kind: round", at, False
+        return message + (f"; e.g. {need[1]}" if need[1] else ""), at, False
+    return _constraint(kind, ctx, value, where), at, False
+
+
+def _constraint(kind: str, ctx: dict[str, Any], value: Any, where: str) -> str:
+    if kind == "literal_error":
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        close = difflib.get_close_matches(str(value), options, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{where} should be {ctx.get('expected')}, not {_shown(value)}{hint}"
+    if kind == "string_too_short":
+        return f"{where} is empty; write some text"
+    if kind == "string_too_long":
+        return f"{where} is {len(str(value))} characters long; keep it to {ctx.get('max_length')} at most"
+    if kind == "string_pattern_mismatch":
+        example = "warm-up" if where.startswith("'bank'") else "presenter"
+        return f"{where}: {_shown(value)} should be lowercase letters, digits and dashes, like {example}"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = ("at least", ctx.get("ge")) if kind == "greater_than_equal" else ("at most", ctx.get("le"))
+        return f"{where} should be {bound[0]} {bound[1]}, not {_shown(value)}"
+    if kind == "too_short":
+        if where == "'phases'":
+            return "'phases' is empty; a script needs at least one phase, ending with '- kind: close'"
+        return f"{where} needs at least {ctx.get('min_length')} item(s)"
+    if kind == "too_long":
+        return f"{where} has {ctx.get('actual_length')} items; at most {ctx.get('max_length')} are allowed"
+    return f"{where}: {_shown(value)} is not valid here"
+
+
+def _unknown_key(at: DataPath, data: dict[str, Any]) -> str:
+    key, container = str(at[-1]), at[:-1]
+    model = _model_at(container, data)
+    message = f"unknown key {key!r} in {_where(container, data) if container else 'the top level'}"
+    if model is None:
+        return f"{message}; remove it"
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(key, allowed, n=1)
+    if close:
+        return f"{message}; did you mean {close[0]!r}?"
+    if model is RoundPhase and key == "duration":
+        return f"{message}; a round's length comes from 'turn' (each person's time), e.g. turn: \"90s\""
+    owners = [kind for kind, other in PHASE_MODELS.items() if key in other.model_fields]
+    if owners and model in PHASE_MODELS.values():
+        message += f" (only {', '.join(owners)} phases have it)"
+    return f"{message}; allowed keys: {', '.join(allowed)}"
+
+
+def _missing(at: DataPath, data: dict[str, Any]) -> str:
+    name, container = str(at[-1]), at[:-1]
+    model = _model_at(container, data)
+    phase = _phase(container, data)
+    if phase is not None and isinstance(container[-1], int):
+        title = phase.get("name")
+        label = repr(title) if isinstance(title, str) else str(container[-1] + 1)
+        subject = f"{phase.get('kind')} phase {label}"
+    else:
+        subject = _where(container, data)
+    why, example = _NEEDS.get((model.__name__ if model else "", name), ("", ""))
+    return (
+        f"{subject} needs {name!r}" + (f" ({why})" if why else "") + (f", e.g. {example}" if example else "")
+    )
+
+
+def _model_rule(text: str, at: DataPath, data: dict[str, Any]) -> tuple[str, DataPath, bool]:
+    """Point a model-level rule (from models.py) at the value it is about."""
+    phases = data.get("phases") if isinstance(data.get("phases"), list) else []
+    assert isinstance(phases, list)
+    if at:  # a rule of one phase: "turn must be longer than 0s"
+        first_word = text.split(" ", 1)[0]
+        point = (*at, first_word) if first_word in _keys_at(at, data) else at
+        return f"{_where(at, data)}: {text}", point, False
+    if "last phase" in text:
+        return f"{text}; end 'phases' with '- kind: close'", ("phases", len(phases) - 1, "kind"), False
+    if "one close" in text:
+        first = next(i for i, p in enumerate(phases) if isinstance(p, dict) and p.get("kind") == "close")
+        return f"{text}; phase {first + 1} is a close too", ("phases", first, "kind"), False
+    match = re.match(r"phase (\d+) ", text)
+    if not match:
+        return text, (), False
+    index = int(match.group(1)) - 1
+    phase = phases[index]
+    if role := re.search(r"names role '([^']*)'", text):
+        declared = [r.get("name") for r in data.get("roles") or [] if isinstance(r, dict)]
+        close = difflib.get_close_matches(role.group(1), [d for d in declared if isinstance(d, str)], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "add it there or fix the name"
+        for key in ("speakers", "silent"):
+            for j, item in enumerate(phase.get(key) or []):
+                if item == role.group(1):
+                    return f"{text}; {hint}", ("phases", index, key, j), False
+        return f"{text}; {hint}", ("phases", index), False
+    if seconds := re.search(r"reminder (\d+)s", text):
+        for j, item in enumerate(phase.get("remind_before") or []):
+            try:
+                if parse_duration(item) == int(seconds.group(1)):
+                    return text, ("phases", index, "remind_before", j), False
+            except DurationError:
+                continue
+    return text, ("phases", index), False
+
+
+def _keys_at(at: DataPath, data: Any) -> list[str]:
+    """The keys of the mapping at ``at`` in ``data`` (empty if there is none)."""
+    for part in at:
+        data = data[part] if isinstance(data, dict | list) else None  # type: ignore[index]
+    return list(data) if isinstance(data, dict) else []

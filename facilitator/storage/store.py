@@ -1,0 +1,408 @@
+"""The store: everything the runtime keeps, written one accepted event per transaction.
+
+Synchronous on purpose: the runtime calls it from one writer thread (see
+:mod:`facilitator.runtime.writer`), batching the events that arrive while a commit is
+under way into the next transaction (group commit). Each event's state and records are
+always in the same transaction as each other, never split.
+
+SQLite is the default (WAL, foreign keys on, ``synchronous=NORMAL``); any SQLAlchemy URL
+works, PostgreSQL included. The schema comes from Alembic migrations, run at open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
+
+from facilitator.engine import actions as A
+from facilitator.storage.migrate import upgrade
+from facilitator.storage.tables import (
+    Attendance,
+    AuditEntry,
+    CircleRow,
+    ConsentEntry,
+    Group,
+    Member,
+    PromptUse,
+)
+
+DEFAULT_URL = "sqlite:///facilitator.db"
+
+attendance = Attendance.__table__  # type: ignore[attr-defined]
+audit = AuditEntry.__table__  # type: ignore[attr-defined]
+circles = CircleRow.__table__  # type: ignore[attr-defined]
+consent = ConsentEntry.__table__  # type: ignore[attr-defined]
+groups = Group.__table__  # type: ignore[attr-defined]
+members = Member.__table__  # type: ignore[attr-defined]
+prompt_use = PromptUse.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class NewCircle:
+    """What the store needs to create a circle row."""
+
+    id: str
+    group_id: int
+    script_name: str
+    title: str
+    script_hash: str
+    script_text: str
+    facilitator: str
+    facilitator_name: str
+    seat_salt: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One accepted event's effect on one circle: its new state and the records it implies."""
+
+    circle_id: str
+    group_id: int
+    platform: str
+    status: str
+    state: dict[str, Any]
+    next_deadline: float | None
+    at: float
+    records: tuple[A.Record, ...]
+    new: NewCircle | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCircle:
+    """A circle that has not ended, as stored: what resuming it needs."""
+
+    id: str
+    group_id: int
+    platform: str
+    room: str
+    script_name: str
+    script_text: str
+    script_hash: str
+    state: dict[str, Any]
+    updated_at: float
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An SQLAlchemy engine for ``url``, with SQLite tuned for a single writer."""
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            poolclass=StaticPool if memory else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def seat_of(salt: str, member: str) -> str:
+    """The salted hash that links one person's attendance rows within one live circle."""
+    return hashlib.sha256(f"{salt}:{member}".encode()).hexdigest()[:32]
+
+
+class Store:
+    """Reads and writes for the runtime. Call from one thread at a time."""
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        with self.engine.begin() as conn:
+            upgrade(conn)
+        self._member_ids: dict[str, int] = {}
+        self._salts: dict[str, str] = {}
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ groups and prompts
+
+    def ensure_group(
+        self,
+        platform: str,
+        room: str,
+        name: str | None = None,
+        region: str | None = None,
+        sector: str | None = None,
+    ) -> int:
+        """The id of the group for ``room`` on ``platform``, created if new."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(groups.c.id).where(groups.c.platform == platform, groups.c.room == room)
+            ).first()
+            if row is not None:
+                if name or region or sector:
+                    conn.execute(
+                        update(groups)
+                        .where(groups.c.id == row[0])
+                        .values(name=name, region=region, sector=sector)
+                    )
+                return int(row[0])
+            result = conn.execute(
+                insert(groups).values(platform=platform, room=room, name=name, region=region, sector=sector)
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def prompt_history(self, group_id: int, bank: str) -> list[str]:
+        """Prompt ids this group was given from ``bank``, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(prompt_use.c.prompt_id)
+                .where(prompt_use.c.group_id == group_id, prompt_use.c.bank == bank)
+                .order_by(prompt_use.c.at, prompt_use.c.id)
+            )
+            return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ circles
+
+    def open_circles(self) -> list[OpenCircle]:
+        """Every circle that has not ended, for resuming after a restart."""
+        query = (
+            select(
+                circles.c.id,
+                circles.c.group_id,
+                groups.c.platform,
+                groups.c.room,
+                circles.c.script_name,
+                circles.c.script_text,
+                circles.c.script_hash,
+                circles.c.state_json,
+                circles.c.updated_at,
+                circles.c.seat_salt,
+            )
+            .join(groups, groups.c.id == circles.c.group_id)
+            .where(circles.c.status != "ended")
+        )
+        found = []
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                self._salts[row.id] = row.seat_salt or ""
+                found.append(
+                    OpenCircle(
+                        row.id,
+                        row.group_id,
+                        row.platform,
+                        row.room,
+                        row.script_name,
+                        row.script_text,
+                        row.script_hash,
+                        json.loads(row.state_json),
+                        row.updated_at,
+                    )
+                )
+        return found
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        """Write a batch of accepted events in one transaction (all or nothing)."""
+        with self.engine.begin() as conn:
+            for write in writes:
+                self._apply_one(conn, write)
+
+    def _apply_one(self, conn: Connection, write: Write) -> None:
+        if write.new is not None:
+            self._create_circle(conn, write)
+        ended = write.status == "ended"
+        state = _scrubbed(write.state) if ended else write.state
+        values: dict[str, Any] = {
+            "status": write.status,
+            "state_json": json.dumps(state, separators=(",", ":")),
+            "next_deadline": write.next_deadline,
+            "updated_at": write.at,
+        }
+        for record in write.records:
+            if isinstance(record, A.CircleStarted):
+                values["started_at"] = record.at
+            elif isinstance(record, A.CircleFinished):
+                values["ended_at"] = record.at
+            else:
+                self._record(conn, write, record)
+        if ended:
+            values["seat_salt"] = None
+        conn.execute(update(circles).where(circles.c.id == write.circle_id).values(**values))
+        if ended:
+            self._salts.pop(write.circle_id, None)
+
+    def _create_circle(self, conn: Connection, write: Write) -> None:
+        new = write.new
+        assert new is not None
+        facilitator_id = self._member_id(conn, new.facilitator, write.platform, new.facilitator_name, new.at)
+        conn.execute(
+            insert(circles).values(
+                id=new.id,
+                group_id=new.group_id,
+                script_name=new.script_name,
+                title=new.title,
+                script_hash=new.script_hash,
+                script_text=new.script_text,
+                facilitator_id=facilitator_id,
+                status=write.status,
+                opened_at=new.at,
+                updated_at=new.at,
+                seat_salt=new.seat_salt,
+                state_json="{}",
+            )
+        )
+        self._salts[new.id] = new.seat_salt
+
+    def _record(self, conn: Connection, write: Write, record: A.Record) -> None:
+        cid = write.circle_id
+        if isinstance(record, A.ConsentGiven):
+            member_id = None
+            if not record.anonymous:
+                member_id = self._member_id(conn, record.member, write.platform, record.name, record.at)
+            conn.execute(
+                insert(consent).values(
+                    member_id=member_id,
+                    anonymous=record.anonymous,
+                    scope="attendance",
+                    decision="given",
+                    text_hash=record.text_hash,
+                    text_version=record.version,
+                    at=record.at,
+                    circle_id=cid,
+                    group_id=write.group_id,
+                    via=write.platform,
+                )
+            )
+        elif isinstance(record, A.AttendanceStarted):
+            member_id = None
+            if not record.anonymous:
+                member_id = self._member_id(conn, record.member, write.platform, record.name, record.at)
+            conn.execute(
+                insert(attendance).values(
+                    circle_id=cid,
+                    member_id=member_id,
+                    anonymous=record.anonymous,
+                    seat=self._seat(cid, record.member),
+                    joined_at=record.at,
+                )
+            )
+        elif isinstance(record, A.AttendanceEnded):
+            conn.execute(
+                update(attendance)
+                .where(
+                    attendance.c.circle_id == cid,
+                    attendance.c.seat == self._seat(cid, record.member),
+                    attendance.c.left_at.is_(None),
+                )
+                .values(left_at=record.at)
+            )
+        elif isinstance(record, A.TurnRecorded):
+            column = attendance.c.turns_passed if record.outcome == "passed" else attendance.c.turns_spoken
+            conn.execute(
+                update(attendance)
+                .where(
+                    attendance.c.circle_id == cid,
+                    attendance.c.seat == self._seat(cid, record.member),
+                    attendance.c.left_at.is_(None),
+                )
+                .values({column.name: column + 1})
+            )
+        elif isinstance(record, A.PromptUsed):
+            conn.execute(
+                insert(prompt_use).values(
+                    group_id=write.group_id, bank=record.bank, prompt_id=record.prompt_id, at=record.at
+                )
+            )
+        elif isinstance(record, A.Audit):
+            actor = self._member_id(conn, record.actor, write.platform, None, record.at)
+            conn.execute(
+                insert(audit).values(
+                    circle_id=cid, actor_id=actor, action=record.action, detail=record.detail, at=record.at
+                )
+            )
+
+    def _seat(self, circle_id: str, member: str) -> str:
+        return seat_of(self._salts.get(circle_id, ""), member)
+
+    def _member_id(self, conn: Connection, key: str, platform: str, name: str | None, at: float) -> int:
+        cached = self._member_ids.get(key)
+        if cached is not None and name is None:
+            return cached
+        row = conn.execute(select(members.c.id, members.c.display_name).where(members.c.key == key)).first()
+        if row is None:
+            result = conn.execute(
+                insert(members).values(key=key, platform=platform, display_name=name, created_at=at)
+            )
+            member_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        else:
+            member_id = int(row.id)
+            if name is not None and row.display_name != name:
+                conn.execute(update(members).where(members.c.id == member_id).values(display_name=name))
+        self._member_ids[key] = member_id
+        return member_id
+
+    # ------------------------------------------------------------------ reading records
+
+    def attendance_of(self, circle_id: str) -> list[dict[str, Any]]:
+        """Attendance rows of a circle with display names (None for anonymous)."""
+        query = (
+            select(
+                members.c.display_name,
+                attendance.c.anonymous,
+                attendance.c.joined_at,
+                attendance.c.left_at,
+                attendance.c.turns_spoken,
+                attendance.c.turns_passed,
+            )
+            .select_from(attendance.outerjoin(members, members.c.id == attendance.c.member_id))
+            .where(attendance.c.circle_id == circle_id)
+            .order_by(attendance.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def consent_log(self, circle_id: str | None = None) -> list[dict[str, Any]]:
+        """Consent ledger entries (optionally of one circle), oldest first."""
+        query = (
+            select(consent, members.c.display_name)
+            .select_from(consent.outerjoin(members, members.c.id == consent.c.member_id))
+            .order_by(consent.c.id)
+        )
+        if circle_id is not None:
+            query = query.where(consent.c.circle_id == circle_id)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def circle_row(self, circle_id: str) -> dict[str, Any] | None:
+        """The stored circle row, as a dict."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(circles).where(circles.c.id == circle_id)).first()
+            return dict(row._mapping) if row else None
+
+    def audit_of(self, circle_id: str) -> list[tuple[str, str]]:
+        """(action, detail) of the facilitator audit of a circle, in order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(audit.c.action, audit.c.detail)
+                .where(audit.c.circle_id == circle_id)
+                .order_by(audit.c.id)
+            )
+            return [(r[0], r[1]) for r in rows]
+
+
+def _scrubbed(state: dict[str, Any]) -> dict[str, Any]:
+    """An ended circle keeps no people in its state: the attendance table has what is kept."""
+    clean = dict(state)
+    clean["participants"] = {}
+    clean["facilitators"] = []
+    clean["round"] = None
+    return clean

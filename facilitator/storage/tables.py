@@ -1,0 +1,131 @@
+"""The database tables (sqlmodel). Attendance and consent, never what anybody said.
+
+- ``group``: a room on a platform that holds circles, with its region and sector.
+- ``member``: a person by platform id and display name; anonymous attendees never get a row.
+- ``circle``: one run of a script: the script text and its hash, who opened it, when it
+  started and ended, and the engine's state with its next deadline (so a restarted host
+  resumes it). The state is scrubbed of people when the circle ends.
+- ``attendance``: who was in a circle from when to when, and how many turns they spoke or
+  passed. ``seat`` links the rows of one person within one live circle (a salted hash, the
+  salt is dropped when the circle ends), so anonymous attendance is counted, never named.
+- ``consent``: the append-only ledger: who (or "anonymous") agreed to or withdrew from which
+  exact text (its SHA-256), when, where, in which circle and group. Triggers refuse updates.
+- ``audit``: each facilitator action that changed a circle.
+- ``prompt_use``: which prompt a group was given, so it does not get it again too soon.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Group(SQLModel, table=True):
+    """A room on a platform where circles meet."""
+
+    __tablename__ = "group"
+    __table_args__ = (UniqueConstraint("platform", "room"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    room: str = Field(max_length=255)
+    name: str | None = Field(default=None, max_length=255)
+    region: str | None = Field(default=None, max_length=120)
+    sector: str | None = Field(default=None, max_length=120)
+    timezone: str = Field(default="UTC", max_length=64)
+
+
+class Member(SQLModel, table=True):
+    """A named participant or facilitator, by platform-neutral key (``console:sam``)."""
+
+    __tablename__ = "member"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=320, unique=True)
+    platform: str = Field(max_length=32)
+    display_name: str | None = Field(default=None, max_length=255)
+    created_at: float
+
+
+class CircleRow(SQLModel, table=True):
+    """One circle: a run of a script in a group."""
+
+    __tablename__ = "circle"
+    __table_args__ = (Index("ix_circle_open", "status", "next_deadline"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    group_id: int = Field(foreign_key="group.id", index=True)
+    script_name: str = Field(max_length=120)
+    title: str = Field(max_length=255)
+    script_hash: str = Field(max_length=64)
+    script_text: str = Field(sa_column=Column(Text, nullable=False))
+    facilitator_id: int | None = Field(default=None, foreign_key="member.id")
+    status: str = Field(max_length=16)
+    opened_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    updated_at: float
+    next_deadline: float | None = None
+    seat_salt: str | None = Field(default=None, max_length=64)
+    state_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Attendance(SQLModel, table=True):
+    """A span of time someone was in a circle; counts of turns, never words."""
+
+    __tablename__ = "attendance"
+    __table_args__ = (Index("ix_attendance_seat", "circle_id", "seat"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    circle_id: str = Field(foreign_key="circle.id", max_length=32)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    anonymous: bool = False
+    seat: str | None = Field(default=None, max_length=32)
+    joined_at: float
+    left_at: float | None = None
+    turns_spoken: int = 0
+    turns_passed: int = 0
+
+
+class ConsentEntry(SQLModel, table=True):
+    """One line of the append-only consent ledger."""
+
+    __tablename__ = "consent"
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    anonymous: bool = False
+    scope: str = Field(max_length=32)
+    decision: str = Field(max_length=16)
+    text_hash: str = Field(max_length=64)
+    text_version: str = Field(max_length=40)
+    at: float
+    circle_id: str | None = Field(default=None, foreign_key="circle.id", max_length=32)
+    group_id: int | None = Field(default=None, foreign_key="group.id")
+    via: str = Field(max_length=32)
+
+
+class AuditEntry(SQLModel, table=True):
+    """A facilitator's accepted action."""
+
+    __tablename__ = "audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    circle_id: str = Field(foreign_key="circle.id", max_length=32, index=True)
+    actor_id: int | None = Field(default=None, foreign_key="member.id")
+    action: str = Field(max_length=32)
+    detail: str = Field(default="", max_length=255)
+    at: float
+
+
+class PromptUse(SQLModel, table=True):
+    """A prompt put to a group, for rotation."""
+
+    __tablename__ = "prompt_use"
+    __table_args__ = (Index("ix_prompt_use_group_bank", "group_id", "bank", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="group.id")
+    bank: str = Field(max_length=64)
+    prompt_id: str = Field(max_length=64)
+    at: float
