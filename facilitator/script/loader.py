@@ -9,6 +9,7 @@ refuse: 256 KiB, 10,000 nodes with aliases expanded, 64 levels of nesting.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -144,11 +145,10 @@ class _GuardedLoader(yaml.SafeLoader):
 
 @dataclass
 class _Located:
-    """Where each data path sits in the file: its value, its key, and its scalar text."""
+    """Where each data path sits in the file: its value and (in a mapping) its key."""
 
     values: dict[DataPath, Position] = field(default_factory=dict)
     keys: dict[DataPath, Position] = field(default_factory=dict)
-    raw: dict[DataPath, str] = field(default_factory=dict)
 
 
 class _Builder:
@@ -166,13 +166,14 @@ class _Builder:
 
     def build(self, node: Node, path: DataPath) -> Any:
         self.located.values[path] = _position(node.start_mark)
+        if len(path) > MAX_DEPTH:  # aliases can nest deeper than the text does
+            raise _Refused(f"nesting is deeper than {MAX_DEPTH} levels; flatten the script", node.start_mark)
         if isinstance(node, MappingNode) and node.tag == _MAP:
             return self._mapping(node, path)
         if isinstance(node, SequenceNode) and node.tag == _SEQ:
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         if not isinstance(node, ScalarNode):
             raise _Refused(_tag_message(node.tag), node.start_mark)
-        self.located.raw[path] = node.value
         # YAML 1.1 reads 1:30 as 90 and 2024-05-01 as a date; keep what was written instead.
         if node.tag in (_STR, _TIMESTAMP) or (node.tag in (_INT, _FLOAT) and ":" in node.value):
             return node.value
@@ -256,7 +257,8 @@ def _syntax_error(exc: MarkedYAMLError, tabs: dict[int, int], path: str) -> Scri
 def _read_yaml(text: str, path: str) -> tuple[Any, _Located]:
     size = len(text.encode("utf-8", errors="replace"))
     if size > MAX_BYTES:
-        raise ScriptError(path, 1, 1, f"the file is {size / 1024:.0f} KiB; a script may be at most 256 KiB")
+        message = f"the script is {size:,} bytes; a script may be at most 256 KiB ({MAX_BYTES:,} bytes)"
+        raise ScriptError(path, 1, 1, message)
     # A tab in indentation is checked up front: PyYAML's own wording for it is cryptic. A tab
     # inside the text of a block scalar is fine, so it only counts where the YAML fails.
     tabs = _tab_lines(text)
@@ -269,10 +271,9 @@ def _read_yaml(text: str, path: str) -> tuple[Any, _Located]:
     except yaml.reader.ReaderError as exc:
         before = text[: exc.position]
         line, column = before.count("\n") + 1, exc.position - before.rfind("\n")
-        message = f"the character {exc.character!r} is not allowed in a script; remove it"
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        message = f"the control character U+{code:04X} is not allowed in a script; remove it"
         raise ScriptError(path, line, column, message) from None
-    except RecursionError:
-        raise ScriptError(path, 1, 1, f"nesting is too deep; keep it under {MAX_DEPTH} levels") from None
 
 
 def load_script_text(text: str, path: str = "<script>") -> Script:
@@ -327,24 +328,18 @@ PHASE_MODELS: dict[str, type[BaseModel]] = {
 }
 _KINDS = ", ".join(PHASE_MODELS)
 
-# (model, field) -> (what it is for, an example line) for missing and empty fields.
+# (model, field) -> (what it is for, an example) for missing and empty values.
 _NEEDS: dict[tuple[str, str], tuple[str, str]] = {
     ("Script", "title"): ("the name of the circle", 'title: "Thursday check-in"'),
-    ("Script", "agreement"): (
-        "the group agreement read at the start",
-        'agreement: "What is said here stays here."',
-    ),
-    ("Script", "consent"): (
-        "the exact words people agree to",
-        'consent: {version: "1", text: "I agree to ..."}',
-    ),
+    ("Script", "agreement"): ("read to everyone at the start", 'agreement: "What is said here stays here."'),
+    ("Script", "consent"): ("what people agree to", 'consent: {version: "1", text: "I agree that ..."}'),
     ("Script", "phases"): (
         "the timed steps, ending with a close",
-        'phases: [{kind: close, text: "Thank you."}]',
+        'phases: [{kind: close, text: "Thanks."}]',
     ),
     ("Consent", "version"): ("changes whenever the text changes", 'version: "1"'),
     ("Consent", "text"): ("the exact words people agree to", 'text: "I agree that ..."'),
-    ("Role", "name"): ("lowercase, used by phases", "name: presenter"),
+    ("Role", "name"): ("how phases refer to it", "name: presenter"),
     ("Role", "description"): ("what the role holder does", 'description: "Brings a case."'),
     ("PromptRef", "bank"): ("the prompt bank to draw from", "bank: warm-up"),
     ("RoundPhase", "turn"): ("how long each person holds the piece", 'turn: "90s"'),
@@ -355,189 +350,164 @@ _NEEDS: dict[tuple[str, str], tuple[str, str]] = {
     ("RoundPhase", "rounds"): ("", "rounds: 2"),
     ("Script", "expected_participants"): ("", "expected_participants: 8"),
 }
+_WHOLE, _MAPPING, _TRUE_FALSE = "a whole number", "a mapping of keys", "true or false"
 _EXPECTED = {
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
+    **dict.fromkeys(("int_type", "int_parsing", "int_from_float"), _WHOLE),
+    **dict.fromkeys(("model_type", "model_attributes_type", "dict_type"), _MAPPING),
+    **dict.fromkeys(("bool_type", "bool_parsing"), _TRUE_FALSE),
     "string_type": "text",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
     "list_type": "a list",
-    "model_type": "a mapping of keys",
-    "model_attributes_type": "a mapping of keys",
-    "dict_type": "a mapping of keys",
 }
+_Explained = tuple[str, DataPath, bool]  # message, where to point, whether at the key
 
 
 def _explain(exc: ValidationError, data: dict[str, Any], located: _Located, path: str) -> list[ScriptError]:
-    """Every validation error as a ScriptError, first in the file first."""
+    """Every validation error as a ScriptError, the first in the file first."""
     found: list[tuple[DataPath, str, ScriptError]] = []
     for error in exc.errors(include_url=False):
         at = _data_path(error["loc"], data)
         message, point, on_key = _message(error, at, data)
-        line, column = _locate(point, located, on_key)
-        found.append((at, error["type"], ScriptError(path, line, column, message)))
-    # A union member's "wrong type" is noise when another member found a real error inside.
-    kept = [
-        err
-        for at, kind, err in found
-        if kind not in _EXPECTED or not any(len(p) > len(at) and p[: len(at)] == at for p, _, _ in found)
-    ]
-    unique = {(e.line, e.column, e.message): e for e in reversed(kept)}
-    return sorted(unique.values(), key=lambda e: (e.line, e.column))
+        found.append((at, error["type"], ScriptError(path, *_locate(point, located, on_key), message)))
+    errors: list[ScriptError] = []
+    for at, kind, err in found:
+        # A union member's "wrong type" is noise when another member found a real error inside.
+        inner = any(len(p) > len(at) and p[: len(at)] == at for p, _, _ in found)
+        if not (kind in _EXPECTED and inner) and str(err) not in {str(e) for e in errors}:
+            errors.append(err)
+    return sorted(errors, key=lambda e: (e.line, e.column))
 
 
-def _data_path(loc: tuple[str | int, ...], data: Any) -> DataPath:
-    """Turn a pydantic ``loc`` into a path through the data, dropping union/discriminator tags."""
+def _data_path(loc: tuple[str | int, ...], data: dict[str, Any]) -> DataPath:
+    """A pydantic ``loc`` as a path through the data, without union and discriminator tags."""
     parts = list(loc)
     if len(parts) >= 3 and parts[0] == "phases":
-        del parts[2]  # the discriminator tag pydantic adds: ('phases', 2, 'round', 'turn')
+        del parts[2]  # the tag of the discriminated union: ('phases', 2, 'round', 'turn')
     out: list[str | int] = []
-    current = data
+    current: Any = data
     for part in parts:
-        if (isinstance(current, dict) and part in current) or (
-            isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
-        ):
-            current = current[part]  # type: ignore[index]
-            out.append(part)
+        is_item = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if is_item or (isinstance(current, dict) and part in current):
+            current = current[part]
         elif (model := _model_at(tuple(out), data)) is not None and part in model.model_fields:
-            current = None
-            out.append(part)
+            current = None  # a missing field
+        else:
+            continue  # a union member's tag, like 'PromptRef'
+        out.append(part)
     return tuple(out)
 
 
-def _model_at(at: DataPath, data: dict[str, Any]) -> type[BaseModel] | None:
-    """The model that validates the mapping at ``at``, if it is one we know."""
-    if at == ():
-        return Script
-    if at == ("consent",):
-        return Consent
-    if len(at) == 2 and at[0] == "roles":
-        return Role
-    phase = _phase(at[:2], data) if len(at) in (2, 3) and at[0] == "phases" else None
-    if phase is None:
-        return None
-    if len(at) == 3:
-        return PromptRef if at[2] == "prompt" else None
-    return PHASE_MODELS.get(phase.get("kind"))  # type: ignore[arg-type]
-
-
 def _phase(at: DataPath, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The phase mapping at ``('phases', i)``, if ``at`` is one."""
     phases = data.get("phases")
-    if len(at) == 2 and isinstance(at[1], int) and isinstance(phases, list) and at[1] < len(phases):
-        phase = phases[at[1]]
+    if len(at) == 2 and at[0] == "phases" and isinstance(at[1], int) and isinstance(phases, list):
+        phase = phases[at[1]] if at[1] < len(phases) else None
         return phase if isinstance(phase, dict) else None
     return None
 
 
+def _model_at(at: DataPath, data: dict[str, Any]) -> type[BaseModel] | None:
+    """The model that validates the mapping at ``at``, if we know it."""
+    if len(at) == 3 and at[2] == "prompt" and _phase(at[:2], data) is not None:
+        return PromptRef
+    if (phase := _phase(at, data)) is not None:
+        return PHASE_MODELS.get(str(phase.get("kind")))
+    fixed: dict[DataPath, type[BaseModel]] = {(): Script, ("consent",): Consent}
+    return Role if len(at) == 2 and at[0] == "roles" else fixed.get(at)
+
+
 def _where(at: DataPath, data: dict[str, Any]) -> str:
-    """A reader's name for a place: "'turn' in phase 3 (round)", "item 2 of 'remind_before'"."""
+    """A reader's name for a place: "'turn' in phase 3 (round)", "item 2 of 'silent' in ..."."""
     if not at:
         return "the script"
     parent, last = at[:-1], at[-1]
+    if isinstance(last, int) and parent == ("phases",):
+        kind = (_phase(at, data) or {}).get("kind")
+        return f"phase {last + 1} ({kind})" if kind in PHASE_MODELS else f"phase {last + 1}"
     if isinstance(last, int):
-        if parent == ("phases",):
-            kind = (_phase(at, data) or {}).get("kind")
-            return f"phase {last + 1} ({kind})" if kind in PHASE_MODELS else f"phase {last + 1}"
-        if parent == ("roles",):
-            return f"role {last + 1}"
-        return f"item {last + 1} of {_where(parent, data)}"
+        return f"role {last + 1}" if parent == ("roles",) else f"item {last + 1} of {_where(parent, data)}"
     return f"{last!r} in {_where(parent, data)}" if parent else repr(last)
 
 
 def _locate(at: DataPath, located: _Located, on_key: bool) -> Position:
     if on_key and at in located.keys:
         return located.keys[at]
-    while at not in located.values:
+    while at not in located.values:  # the nearest node that exists
         at = at[:-1]
     return located.values[at]
 
 
 def _shown(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
     text = str(value).replace("\n", "\\n")
     text = text if len(text) <= 40 else text[:37] + "..."
     return f'"{text}"' if isinstance(value, str) else text
 
 
-def _message(error: ErrorDetails, at: DataPath, data: dict[str, Any]) -> tuple[str, DataPath, bool]:
-    """(message, where to point, whether to point at the key rather than the value)."""
+def _message(error: ErrorDetails, at: DataPath, data: dict[str, Any]) -> _Explained:
     kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
     if kind == "extra_forbidden":
         return _unknown_key(at, data), at, True
     if kind == "missing":
         return _missing(at, data), at[:-1], False
+    where = _where(at, data)
     if kind == "union_tag_invalid":
         tag = str(ctx.get("tag"))
         close = difflib.get_close_matches(tag, PHASE_MODELS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return (
-            f"{_where(at, data)} has unknown kind {tag!r}; use one of: {_KINDS}{hint}",
-            (*at, "kind"),
-            False,
-        )
+        return f"{where} has unknown kind {tag!r}; use one of: {_KINDS}{hint}", (*at, "kind"), False
     if kind == "union_tag_not_found":
-        return f"{_where(at, data)} has no 'kind'; add 'kind:' with one of: {_KINDS}", at, False
+        return f"{where} has no 'kind'; add 'kind:' with one of: {_KINDS}", at, False
     model = _model_at(at[:-1], data)
-    need = _NEEDS.get((model.__name__ if model else "", str(at[-1]) if at else ""), ("", ""))
-    example = f", e.g. {need[1]}" if need[1] else ""
-    where = _where(at, data)
+    example = _NEEDS.get((model.__name__ if model else "", str(at[-1]) if at else ""), ("", ""))[1]
+    if kind == "value_error" and isinstance(value, dict):
+        return _model_rule(str(ctx.get("error", error["msg"])), at, data)
     if value is None:
-        return f"{where} is empty; give it a value{example}", at, False
+        return f"{where} is empty; give it a value" + (f", e.g. {example}" if example else ""), at, False
     if kind == "value_error":
-        text = str(ctx.get("error", error["msg"]))
-        if isinstance(value, dict):  # a whole-model rule: find the value it is about
-            return _model_rule(text, at, data)
-        return f"{where}: {text}", at, False
+        return f"{where}: {ctx.get('error', error['msg'])}", at, False
     if kind in _EXPECTED and at and at[-1] == "prompt":
         return f"{where} should be text, or a bank like {{bank: warm-up}}; not {_shown(value)}", at, False
     if kind in _EXPECTED:
         message = f"{where} should be {_EXPECTED[kind]}, not {_shown(value)}"
-        if kind == "string_type" and isinstance(value, (int, float, bool)) and isinstance(at[-1], str):
-            return f'{message}; put it in quotes, e.g. {at[-1]}: "{value}"', at, False
-        if len(at) == 2 and at[0] == "phases":
-            return f"{message}; e.g. - kind: round", at, False
-        return message + (f"; e.g. {need[1]}" if need[1] else ""), at, False
+        if kind == "string_type" and isinstance(value, int | float) and isinstance(at[-1], str):
+            example = f'{at[-1]}: "{value}" (in quotes)'
+        elif len(at) == 2 and at[0] == "phases":
+            example = "- kind: round"
+        return message + (f"; e.g. {example}" if example else ""), at, False
     return _constraint(kind, ctx, value, where), at, False
 
 
 def _constraint(kind: str, ctx: dict[str, Any], value: Any, where: str) -> str:
     if kind == "literal_error":
-        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        close = difflib.get_close_matches(str(value), options, n=1)
+        close = difflib.get_close_matches(str(value), re.findall(r"'([^']*)'", str(ctx.get("expected"))), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"{where} should be {ctx.get('expected')}, not {_shown(value)}{hint}"
-    if kind == "string_too_short":
-        return f"{where} is empty; write some text"
-    if kind == "string_too_long":
-        return f"{where} is {len(str(value))} characters long; keep it to {ctx.get('max_length')} at most"
     if kind == "string_pattern_mismatch":
         example = "warm-up" if where.startswith("'bank'") else "presenter"
         return f"{where}: {_shown(value)} should be lowercase letters, digits and dashes, like {example}"
     if kind in ("greater_than_equal", "less_than_equal"):
-        bound = ("at least", ctx.get("ge")) if kind == "greater_than_equal" else ("at most", ctx.get("le"))
-        return f"{where} should be {bound[0]} {bound[1]}, not {_shown(value)}"
-    if kind == "too_short":
-        if where == "'phases'":
-            return "'phases' is empty; a script needs at least one phase, ending with '- kind: close'"
-        return f"{where} needs at least {ctx.get('min_length')} item(s)"
-    if kind == "too_long":
-        return f"{where} has {ctx.get('actual_length')} items; at most {ctx.get('max_length')} are allowed"
-    return f"{where}: {_shown(value)} is not valid here"
+        bound = f"at least {ctx.get('ge')}" if kind == "greater_than_equal" else f"at most {ctx.get('le')}"
+        return f"{where} should be {bound}, not {_shown(value)}"
+    messages = {
+        "string_too_short": f"{where} is empty; write some text",
+        "string_too_long": f"{where} is too long; keep it to {ctx.get('max_length')} characters",
+        "too_short": f"{where} needs at least {ctx.get('min_length')} item(s)",
+        "too_long": f"{where} has too many items; at most {ctx.get('max_length')} are allowed",
+    }
+    if kind == "too_short" and where == "'phases'":
+        return "'phases' is empty; a script needs at least one phase, ending with '- kind: close'"
+    return messages.get(kind, f"{where}: {_shown(value)} is not valid here")
 
 
 def _unknown_key(at: DataPath, data: dict[str, Any]) -> str:
     key, container = str(at[-1]), at[:-1]
     model = _model_at(container, data)
-    message = f"unknown key {key!r} in {_where(container, data) if container else 'the top level'}"
+    message = f"unknown key {key!r} " + (f"in {_where(container, data)}" if container else "at the top level")
     if model is None:
         return f"{message}; remove it"
     allowed = list(model.model_fields)
-    close = difflib.get_close_matches(key, allowed, n=1)
-    if close:
+    if close := difflib.get_close_matches(key, allowed, n=1):
         return f"{message}; did you mean {close[0]!r}?"
     if model is RoundPhase and key == "duration":
         return f"{message}; a round's length comes from 'turn' (each person's time), e.g. turn: \"90s\""
@@ -550,58 +520,41 @@ def _unknown_key(at: DataPath, data: dict[str, Any]) -> str:
 def _missing(at: DataPath, data: dict[str, Any]) -> str:
     name, container = str(at[-1]), at[:-1]
     model = _model_at(container, data)
-    phase = _phase(container, data)
-    if phase is not None and isinstance(container[-1], int):
+    subject = _where(container, data)
+    if (phase := _phase(container, data)) is not None:
         title = phase.get("name")
-        label = repr(title) if isinstance(title, str) else str(container[-1] + 1)
-        subject = f"{phase.get('kind')} phase {label}"
-    else:
-        subject = _where(container, data)
+        subject = f"{phase.get('kind')} phase " + (repr(title) if isinstance(title, str) else subject[6:])
     why, example = _NEEDS.get((model.__name__ if model else "", name), ("", ""))
     return (
         f"{subject} needs {name!r}" + (f" ({why})" if why else "") + (f", e.g. {example}" if example else "")
     )
 
 
-def _model_rule(text: str, at: DataPath, data: dict[str, Any]) -> tuple[str, DataPath, bool]:
-    """Point a model-level rule (from models.py) at the value it is about."""
-    phases = data.get("phases") if isinstance(data.get("phases"), list) else []
-    assert isinstance(phases, list)
-    if at:  # a rule of one phase: "turn must be longer than 0s"
+def _model_rule(text: str, at: DataPath, data: dict[str, Any]) -> _Explained:
+    """Point a whole-model rule of models.py at the value it is about."""
+    phases: list[Any] = data.get("phases") or []
+    if at:  # a rule of one phase, like "turn must be longer than 0s"
         first_word = text.split(" ", 1)[0]
-        point = (*at, first_word) if first_word in _keys_at(at, data) else at
-        return f"{_where(at, data)}: {text}", point, False
+        return f"{_where(at, data)}: {text}", (*at, first_word), False
     if "last phase" in text:
         return f"{text}; end 'phases' with '- kind: close'", ("phases", len(phases) - 1, "kind"), False
     if "one close" in text:
-        first = next(i for i, p in enumerate(phases) if isinstance(p, dict) and p.get("kind") == "close")
+        first = next(i for i, p in enumerate(phases) if p.get("kind") == "close")
         return f"{text}; phase {first + 1} is a close too", ("phases", first, "kind"), False
-    match = re.match(r"phase (\d+) ", text)
-    if not match:
+    if not (match := re.match(r"phase (\d+) ", text)):
         return text, (), False
     index = int(match.group(1)) - 1
-    phase = phases[index]
+    phase: dict[str, Any] = phases[index]
     if role := re.search(r"names role '([^']*)'", text):
-        declared = [r.get("name") for r in data.get("roles") or [] if isinstance(r, dict)]
-        close = difflib.get_close_matches(role.group(1), [d for d in declared if isinstance(d, str)], n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "add it there or fix the name"
+        declared = [str(r.get("name")) for r in data.get("roles") or []]
+        close = difflib.get_close_matches(role.group(1), declared, n=1)
+        text += f"; did you mean {close[0]!r}?" if close else "; add it there or fix the name"
         for key in ("speakers", "silent"):
-            for j, item in enumerate(phase.get(key) or []):
-                if item == role.group(1):
-                    return f"{text}; {hint}", ("phases", index, key, j), False
-        return f"{text}; {hint}", ("phases", index), False
+            if role.group(1) in (phase.get(key) or []):
+                return text, ("phases", index, key, phase[key].index(role.group(1))), False
     if seconds := re.search(r"reminder (\d+)s", text):
         for j, item in enumerate(phase.get("remind_before") or []):
-            try:
+            with contextlib.suppress(DurationError):
                 if parse_duration(item) == int(seconds.group(1)):
                     return text, ("phases", index, "remind_before", j), False
-            except DurationError:
-                continue
     return text, ("phases", index), False
-
-
-def _keys_at(at: DataPath, data: Any) -> list[str]:
-    """The keys of the mapping at ``at`` in ``data`` (empty if there is none)."""
-    for part in at:
-        data = data[part] if isinstance(data, dict | list) else None  # type: ignore[index]
-    return list(data) if isinstance(data, dict) else []

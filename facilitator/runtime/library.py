@@ -1,0 +1,76 @@
+"""The script library: session scripts by name, parsed once, pinned by hash.
+
+A running circle keeps the exact text of the script it was started from (stored with the
+circle), so editing a file in sessions/ never changes a circle already under way, and a
+resumed circle is rebuilt from its own stored text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from facilitator.paths import sessions_root
+from facilitator.script.loader import ScriptError, load_script_text
+from facilitator.script.models import Script
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedScript:
+    """A script with the exact text it came from and that text's SHA-256."""
+
+    name: str
+    script: Script
+    text: str
+    sha256: str
+
+
+class ScriptLibrary:
+    """Finds scripts in a directory (sessions/ by default) and caches them by hash."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or sessions_root()
+        self._by_hash: dict[str, Script] = {}
+
+    def names(self) -> list[str]:
+        """The names of the scripts on offer (file stems), sorted."""
+        return sorted(p.stem for p in self.root.glob("*.yaml"))
+
+    def path_of(self, name: str) -> Path:
+        """The file for ``name``: a stem in the library, or a path to a .yaml file."""
+        candidate = Path(name)
+        if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+            return candidate
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ScriptError(
+                name, 1, 1, f"no script called {name!r}; choose one of: {', '.join(self.names())}"
+            )
+        path = self.root / f"{name}.yaml"
+        if not path.exists():
+            raise ScriptError(
+                name, 1, 1, f"no script called {name!r}; choose one of: {', '.join(self.names())}"
+            )
+        return path
+
+    def get(self, name: str) -> LoadedScript:
+        """Load a script by name (raises :class:`ScriptError` with file:line:column)."""
+        path = self.path_of(name)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        script = self.parse(text, str(path))
+        return LoadedScript(path.stem, script, text, _sha256(text))
+
+    def parse(self, text: str, path: str = "<stored script>") -> Script:
+        """Parse script text, reusing an earlier parse of the same text."""
+        digest = _sha256(text)
+        cached = self._by_hash.get(digest)
+        if cached is None:
+            cached = self._by_hash[digest] = load_script_text(text, path)
+        return cached
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
