@@ -37,9 +37,7 @@ MINIMUM = {
 }
 
 # A closed question ("Do you...?", "Is there...?") invites yes or no; circles ask open ones.
-CLOSED_OPENING = re.compile(
-    r"^(is|are|do|does|did|have|has|can|could|would|will|should|was|were)\b", re.IGNORECASE
-)
+CLOSED_OPENING = re.compile(r"^(is|are|do|does|did|have|has|can|could|would|will|should|was|were)\b", re.IGNORECASE)
 
 
 def make_bank(count: int, name: str = "test") -> PromptBank:

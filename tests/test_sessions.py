@@ -73,9 +73,7 @@ def test_every_bank_and_pinned_prompt_exists(path: Path) -> None:
 def test_consent_says_exactly_what_is_recorded(path: Path) -> None:
     script = load(path)
     text = " ".join(script.consent.text.split()).lower()
-    assert re.search(r"never records what anyone (says|said)", text), (
-        "must say what is said is never recorded"
-    )
+    assert re.search(r"never records what anyone (says|said)", text), "must say what is said is never recorded"
     assert "attendance only" in text
     for recorded in ("when you joined and left", "how long", "spoke or passed"):
         assert recorded in text, f"consent text should say it records {recorded!r}"
@@ -121,14 +119,10 @@ def test_balint_presenter_speaks_sits_back_and_returns() -> None:
     script = load(PROJECT / "sessions" / "case-reflection-balint.yaml")
     assert [role.name for role in script.roles] == ["presenter"]
     presenter_turns = [
-        i
-        for i, phase in enumerate(script.phases)
-        if isinstance(phase, RoundPhase) and phase.speakers == ["presenter"]
+        i for i, phase in enumerate(script.phases) if isinstance(phase, RoundPhase) and phase.speakers == ["presenter"]
     ]
     reflection = [
-        i
-        for i, phase in enumerate(script.phases)
-        if isinstance(phase, OpenPhase) and phase.silent == ["presenter"]
+        i for i, phase in enumerate(script.phases) if isinstance(phase, OpenPhase) and phase.silent == ["presenter"]
     ]
     assert len(presenter_turns) == 2 and len(reflection) == 1
     assert presenter_turns[0] < reflection[0] < presenter_turns[1]

@@ -158,11 +158,11 @@ class Runtime:
     ) -> A.Outcome:
         """Open a circle from a script in a room; refused if one is open there already."""
         if (platform, room) in self._rooms:
-            return await self._refuse(platform, room, by, "already_open")
+            return await self.refuse(platform, room, by, "already_open")
         try:
             loaded = self.library.get(script_name)
         except ScriptError as error:
-            return await self._refuse(platform, room, by, "bad_script", error=str(error))
+            return await self.refuse(platform, room, by, "bad_script", error=str(error))
         group_id = await self.group_id(platform, room, group)
         seed = random.randrange(2**31) if seed is None else seed
         prompts = await self._choose_prompts(group_id, loaded.script.phases, seed)
@@ -205,7 +205,7 @@ class Runtime:
         """Hand an adapter's event to the circle in ``room``; returns once it is kept and said."""
         hosted = self._rooms.get((platform, room))
         if hosted is None:
-            return await self._refuse(platform, room, getattr(event, "by", ""), "not_open")
+            return await self.refuse(platform, room, getattr(event, "by", ""), "not_open")
         return await self._run(hosted, event, self.clock.now())
 
     async def resume_all(self) -> int:
@@ -240,6 +240,16 @@ class Runtime:
                     return
                 continue
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def next_deadline(self) -> float | None:
+        """The earliest armed deadline of any circle."""
+        while self._heap:
+            deadline, circle_id = self._heap[0]
+            hosted = self._circles.get(circle_id)
+            if hosted is not None and hosted.armed == deadline:
+                return deadline
+            heapq.heappop(self._heap)
+        return None
 
     def _due(self) -> bool:
         return bool(self._heap) and self._heap[0][0] <= self.clock.now()
@@ -342,7 +352,18 @@ class Runtime:
         except Exception:  # a platform hiccup must not take the circle down
             log.exception("sending to %s room %s failed", platform, room)
 
-    async def _refuse(self, platform: str, room: str, by: str, code: str, **params: str) -> A.Outcome:
+    async def refuse(self, platform: str, room: str, by: str, code: str, **params: str) -> A.Outcome:
+        """Tell ``by`` privately why something was refused (template ``refused.CODE``)."""
         refused = A.Refused(by, code, tuple(sorted(params.items())))
         await self._say(platform, room, (refused,))
         return A.Outcome(False, (refused,), ())
+
+    async def say_private(self, platform: str, room: str, to: str, key: str, **params: str) -> A.Outcome:
+        """Say template ``key`` privately to ``to`` (help, the list of scripts)."""
+        adapter = self.adapters.get(platform)
+        if adapter is not None:
+            try:
+                await adapter.send(room, [Line(self.voice.say(key, **params), to=to)])
+            except Exception:
+                log.exception("sending to %s room %s failed", platform, room)
+        return A.Outcome(True)

@@ -121,9 +121,7 @@ class _GuardedLoader(yaml.SafeLoader):
         if name in self._open_anchors:
             raise _Refused(f"alias *{name} is inside its own anchor &{name}; remove it", event.start_mark)
         if name not in self.anchors:
-            raise _Refused(
-                f"alias *{name} has no anchor &{name} before it; define it first", event.start_mark
-            )
+            raise _Refused(f"alias *{name} has no anchor &{name} before it; define it first", event.start_mark)
         target = self.anchors[name]
         self._count(self._size(target), event.start_mark, name)
         # A shallow copy carries the alias's own position for errors; children stay shared.
@@ -182,9 +180,7 @@ class _Builder:
         try:
             return self._readers[node.tag](node)
         except (ValueError, KeyError, ConstructorError):
-            raise _Refused(
-                f"{node.value!r} cannot be read as {_READ_AS[node.tag]}", node.start_mark
-            ) from None
+            raise _Refused(f"{node.value!r} cannot be read as {_READ_AS[node.tag]}", node.start_mark) from None
 
     def _mapping(self, node: MappingNode, path: DataPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -193,9 +189,7 @@ class _Builder:
                 raise _Refused("merge keys ('<<') are not supported; write the keys out", key_node.start_mark)
             if not isinstance(key_node, ScalarNode) or key_node.tag != _STR:
                 seen = _READ_AS.get(key_node.tag, "a list or mapping")
-                raise _Refused(
-                    f"this key is read as {seen}; keys must be text, so quote it", key_node.start_mark
-                )
+                raise _Refused(f"this key is read as {seen}; keys must be text, so quote it", key_node.start_mark)
             key = key_node.value
             if key in result:
                 line, column = self.located.keys[(*path, key)]
@@ -304,9 +298,7 @@ def load_script(path: str | Path) -> Script:
     except IsADirectoryError:
         raise ScriptError(name, 1, 1, "this is a directory; give the path of a .yaml file") from None
     except OSError as exc:
-        raise ScriptError(
-            name, 1, 1, f"cannot read the file ({exc.strerror}); check its permissions"
-        ) from None
+        raise ScriptError(name, 1, 1, f"cannot read the file ({exc.strerror}); check its permissions") from None
     if len(raw) > MAX_BYTES:
         raise ScriptError(name, 1, 1, "the file is over 256 KiB; a script may be at most 256 KiB")
     try:
@@ -368,11 +360,14 @@ def _explain(exc: ValidationError, data: dict[str, Any], located: _Located, path
         at = _data_path(error["loc"], data)
         message, point, on_key = _message(error, at, data)
         found.append((at, error["type"], ScriptError(path, *_locate(point, located, on_key), message)))
+    # A misspelt key also makes a field "missing"; its "did you mean" says it better.
+    meant = {(*at[:-1], s) for at, kind, _ in found if kind == "extra_forbidden" and (s := _suggest(at, data))}
     errors: list[ScriptError] = []
     for at, kind, err in found:
         # A union member's "wrong type" is noise when another member found a real error inside.
         inner = any(len(p) > len(at) and p[: len(at)] == at for p, _, _ in found)
-        if not (kind in _EXPECTED and inner) and str(err) not in {str(e) for e in errors}:
+        noise = (kind in _EXPECTED and inner) or (kind == "missing" and at in meant)
+        if not noise and str(err) not in {str(e) for e in errors}:
             errors.append(err)
     return sorted(errors, key=lambda e: (e.line, e.column))
 
@@ -507,14 +502,23 @@ def _unknown_key(at: DataPath, data: dict[str, Any]) -> str:
     if model is None:
         return f"{message}; remove it"
     allowed = list(model.model_fields)
-    if close := difflib.get_close_matches(key, allowed, n=1):
-        return f"{message}; did you mean {close[0]!r}?"
     if model is RoundPhase and key == "duration":
         return f"{message}; a round's length comes from 'turn' (each person's time), e.g. turn: \"90s\""
+    if suggestion := _suggest(at, data):
+        return f"{message}; did you mean {suggestion!r}?"
     owners = [kind for kind, other in PHASE_MODELS.items() if key in other.model_fields]
     if owners and model in PHASE_MODELS.values():
         message += f" (only {', '.join(owners)} phases have it)"
     return f"{message}; allowed keys: {', '.join(allowed)}"
+
+
+def _suggest(at: DataPath, data: dict[str, Any]) -> str | None:
+    """The allowed key that the unknown key at ``at`` was probably meant to be."""
+    model = _model_at(at[:-1], data)
+    if model is RoundPhase and at[-1] == "duration":
+        return "turn"
+    close = difflib.get_close_matches(str(at[-1]), list(model.model_fields) if model else [], n=1)
+    return close[0] if close else None
 
 
 def _missing(at: DataPath, data: dict[str, Any]) -> str:
@@ -523,11 +527,10 @@ def _missing(at: DataPath, data: dict[str, Any]) -> str:
     subject = _where(container, data)
     if (phase := _phase(container, data)) is not None:
         title = phase.get("name")
-        subject = f"{phase.get('kind')} phase " + (repr(title) if isinstance(title, str) else subject[6:])
+        number = container[-1] + 1 if isinstance(container[-1], int) else 0
+        subject = f"{phase.get('kind')} phase " + (repr(title) if isinstance(title, str) else str(number))
     why, example = _NEEDS.get((model.__name__ if model else "", name), ("", ""))
-    return (
-        f"{subject} needs {name!r}" + (f" ({why})" if why else "") + (f", e.g. {example}" if example else "")
-    )
+    return f"{subject} needs {name!r}" + (f" ({why})" if why else "") + (f", e.g. {example}" if example else "")
 
 
 def _model_rule(text: str, at: DataPath, data: dict[str, Any]) -> _Explained:

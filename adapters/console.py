@@ -1,0 +1,77 @@
+"""The console adapter: a circle in a terminal, for a person to type into or a test to drive.
+
+Like errbot's text backend, one class serves both: ``facilitator console`` reads what a
+person types (switching who speaks with ``as NAME``), ``facilitator demo`` and the tests
+call :meth:`ConsoleAdapter.say` directly. Members are ``console:<name>``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from facilitator.engine import actions as A
+from facilitator.front import handle_command
+from facilitator.script.durations import format_clock
+from facilitator.voice import Line
+
+if TYPE_CHECKING:
+    from facilitator.runtime.host import Runtime
+
+PLATFORM = "console"
+HINTS = {"join_hint": "type: join", "consent_hint": "type: consent"}
+
+
+def member_id(name: str) -> str:
+    """The member id of a console participant called ``name``."""
+    return f"{PLATFORM}:{name.strip().lower()}"
+
+
+class ConsoleAdapter:
+    """Prints what the bot says; takes commands as ``(speaker, text)``."""
+
+    platform = PLATFORM
+
+    def __init__(self, out: TextIO | None = None, room: str = "terminal", show_private: bool = True) -> None:
+        self.out = out or sys.stdout
+        self.room = room
+        self.show_private = show_private
+        self.runtime: Runtime | None = None
+        self.transcript: list[Line] = []
+        self._started: float | None = None
+
+    async def connect(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        runtime.hints.setdefault(PLATFORM, HINTS)
+
+    async def disconnect(self) -> None:
+        self.out.flush()
+
+    async def send(self, room: str, lines: Sequence[Line]) -> None:
+        for line in lines:
+            self.transcript.append(line)
+            if line.to is not None and not self.show_private:
+                continue
+            stamp = self._stamp()
+            if line.to is not None:
+                who = line.to.split(":", 1)[-1]
+                self.out.write(f"{stamp} (privately to {who}) {line.plain()}\n")
+            else:
+                self.out.write(f"{stamp} {line.plain()}\n")
+        self.out.flush()
+
+    def _stamp(self) -> str:
+        if self.runtime is None:
+            return "[--:--]"
+        now = self.runtime.clock.now()
+        if self._started is None:
+            self._started = now
+        return f"[{format_clock(now - self._started):>5}]"
+
+    async def say(self, speaker: str, text: str) -> A.Outcome:
+        """``speaker`` types ``text`` (a command, as in chat)."""
+        assert self.runtime is not None, "connect the adapter to a runtime first"
+        return await handle_command(
+            self.runtime, PLATFORM, self.room, member_id(speaker), speaker.strip(), text, resolve=member_id
+        )

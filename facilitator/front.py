@@ -1,0 +1,65 @@
+"""From a typed command to the runtime: shared by every text-command adapter.
+
+An adapter that reads commands as text (the console, Matrix's ``!circle ...``) hands each
+one to :func:`handle_command` with who sent it and from which room. Unknown or malformed
+commands are answered, privately, with the help the sender may use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from facilitator.commands import Help, Parsed, help_lines, parse, to_event
+from facilitator.engine import actions as A
+from facilitator.engine import events as E
+from facilitator.runtime.host import GroupInfo, Runtime
+
+
+def _identity(person: str) -> str:
+    return person
+
+
+async def handle_command(
+    runtime: Runtime,
+    platform: str,
+    room: str,
+    by: str,
+    name: str,
+    text: str,
+    *,
+    resolve: Callable[[str], str] = _identity,
+    group: GroupInfo | None = None,
+    may_steer: bool = True,
+) -> A.Outcome:
+    """Carry out one command from ``by`` (display name ``name``) in ``room``."""
+    parsed = parse(text)
+    hosted = runtime.circle_in(platform, room)
+    steering = hosted is not None and by in hosted.circle.state.facilitators
+    if isinstance(parsed, Help):
+        return await _help(runtime, platform, room, by, parsed.problem, steering or hosted is None)
+    if parsed.name == "help":
+        return await _help(runtime, platform, room, by, "", steering or hosted is None)
+    if parsed.name == "scripts":
+        return await runtime.say_private(
+            platform, room, by, "scripts", names=", ".join(runtime.library.names())
+        )
+    if parsed.name == "start":
+        if not may_steer:
+            return await runtime.refuse(platform, room, by, "not_facilitator")
+        return await runtime.open_circle(platform, room, parsed.args[0], by, name, group=group)
+    if parsed.name == "consent" and not parsed.args and hosted is not None:
+        parsed = Parsed("consent", (hosted.circle.script.consent.text_hash,))
+    event = to_event(parsed, by, name, resolve)
+    if isinstance(event, Help):
+        return await _help(runtime, platform, room, by, event.problem, steering)
+    if isinstance(event, E.STEERING_EVENTS) and not may_steer:
+        return await runtime.refuse(platform, room, by, "not_facilitator")
+    return await runtime.submit(platform, room, event)
+
+
+async def _help(
+    runtime: Runtime, platform: str, room: str, by: str, problem: str, steering: bool
+) -> A.Outcome:
+    commands = ", ".join(help_lines(steering))
+    key = "help_problem" if problem else "help"
+    return await runtime.say_private(platform, room, by, key, problem=problem, commands=commands)
