@@ -230,3 +230,19 @@ def test_load_script_reports_the_file_path(tmp_path: Path) -> None:
     script_file = tmp_path / "circle.yaml"
     script_file.write_text(edited("turn: 90s", "turn: 5 mins"), encoding="utf-8")
     assert str(load_error(script_file)).startswith(f"{script_file}:9:11: ")
+
+
+def test_open_without_duration_names_the_phase_by_number() -> None:
+    err = error_for(edited("    duration: 10m\n", ""))
+    assert_error(err, 10, 5)
+    assert err.message == "open phase 2 needs 'duration' (how long it lasts), e.g. duration: \"10m\""
+
+
+def test_duration_in_a_round_points_to_turn() -> None:
+    err = error_for(edited("    turn: 90s", "    duration: 90s"))
+    assert_error(err, 9, 5, "unknown key 'duration' in phase 1 (round)", "'turn'", 'turn: "90s"')
+
+
+def test_error_in_an_aliased_value_points_at_the_alias() -> None:
+    text = edited("    name: Check-in", "    name: &n Check-in\n    order: *n")
+    assert_error(error_for(text), 9, 12, "'order' in phase 1 (round) should be 'join', 'random' or 'popcorn'")

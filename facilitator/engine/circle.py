@@ -229,7 +229,7 @@ class Circle:
 
     def _name(self, member: str) -> str:
         person = self.state.participants.get(member)
-        return person.name if person else member
+        return (person.name or "someone") if person else "someone"
 
     def _at(self, now: float) -> float:
         """The time a new timer starts from: frozen at the pause while paused."""
@@ -263,7 +263,9 @@ class Circle:
             person.state = "present"
             self._arrive(person, now, out)
             return
-        st.participants[ev.by] = Participant(ev.by, ev.name[:80] or "someone", ev.anonymous)
+        # An anonymous attendee's name is never kept, not even in the live state.
+        name = "" if ev.anonymous else (ev.name[:80] or "someone")
+        st.participants[ev.by] = Participant(ev.by, name, ev.anonymous)
         consent = self.script.consent
         out.say(A.AskConsent(ev.by, consent.text, consent.version, consent.text_hash, ev.anonymous))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-DURATION_PATTERN = r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$"
+DURATION_PATTERN = r"^(?=.*\d)\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
 DURATION_HINT = 'write a duration with a unit, like "90s", "5m" or "1h30m"'
 

@@ -71,6 +71,7 @@ _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "
 _TIMESTAMP, _MERGE, _SEQ, _MAP = (_YAML + t for t in ("timestamp", "merge", "seq", "map"))
 _READ_AS = {_INT: "a number", _FLOAT: "a number", _BOOL: "true/false", _NULL: "empty"}
 _TAB_INDENT = re.compile(r"[ \t]*\t")
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as a new line
 _TAB_MESSAGE = "a tab is used for indentation; indent with spaces instead"
 
 
@@ -133,12 +134,10 @@ class _GuardedLoader(yaml.SafeLoader):
     def _count(self, nodes: int, mark: object, alias: str | None) -> None:
         self._total += nodes
         if self._total > MAX_NODES:
-            what = f"alias *{alias} expands the script" if alias else "the script grows"
-            raise _Refused(
-                f"{what} past {MAX_NODES:,} YAML nodes (an alias bomb?); "
-                "write the values out instead of nesting aliases",
-                mark,
-            )
+            if alias:
+                message = f"alias *{alias} expands the script past {MAX_NODES:,} YAML nodes (an alias bomb?); "
+                raise _Refused(message + "write the values out instead of nesting aliases", mark)
+            raise _Refused(f"the script has more than {MAX_NODES:,} YAML nodes; a script needs far fewer", mark)
 
 
 @dataclass
@@ -226,7 +225,7 @@ _SYNTAX_HINTS = [
 def _tab_lines(text: str) -> dict[int, int]:
     """Line -> column (both 1-based) of the first tab in each line's leading whitespace."""
     found: dict[int, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
         if match := _TAB_INDENT.match(line):
             found[number] = match.end()
     return found
@@ -434,6 +433,8 @@ def _locate(at: DataPath, located: _Located, on_key: bool) -> Position:
 def _shown(value: Any) -> str:
     if isinstance(value, dict | list):
         return "a mapping" if isinstance(value, dict) else "a list"
+    if isinstance(value, bool):
+        return str(value).lower()
     text = str(value).replace("\n", "\\n")
     text = text if len(text) <= 40 else text[:37] + "..."
     return f'"{text}"' if isinstance(value, str) else text

@@ -58,12 +58,13 @@ def format_timeline(script: Script, path: str = "") -> str:
     With ``path``, a first line names the script and its file.
     """
     rows = timeline(script)
+    total = sum(row.length for row in rows)
     names = [_clip(row.name) for row in rows]
     name_width = max([len("name"), *map(len, names)])
     kind_width = max([len("kind"), *(len(row.kind) for row in rows)])
-    start_width = max([len("start"), *(len(format_clock(row.start)) for row in rows)])
+    start_width = max(len(format_clock(offset)) for offset in [total, *(row.start for row in rows)])
     lengths = [format_duration(row.length) for row in rows]
-    length_width = max([len("length"), *map(len, lengths)])
+    length_width = max([len("length"), len(format_duration(total)), *map(len, lengths)])
     number_width = len(str(len(rows)))
 
     def line(number: str, kind: str, name: str, start: str, length: str, note: str) -> str:
@@ -81,7 +82,6 @@ def format_timeline(script: Script, path: str = "") -> str:
     lines.append(line("#", "kind", "name", "start", "length", ""))
     for row, name, length in zip(rows, names, lengths, strict=True):
         lines.append(line(str(row.index), row.kind, name, format_clock(row.start), length, row.note))
-    total = sum(row.length for row in rows)
     about = "  (about: rounds are estimated)" if any(row.estimated for row in rows) else ""
     lines.append(line("", "", "total", format_clock(total), format_duration(total), "") + about)
     return "\n".join(lines)

@@ -96,6 +96,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -215,6 +216,19 @@ class Store:
         with self.engine.begin() as conn:
             for write in writes:
                 self._apply_one(conn, write)
+        if any(w.status == "ended" for w in writes):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Fold the SQLite WAL back into the database file and empty it.
+
+        With ``secure_delete`` on, the bytes of a scrubbed state are zeroed in the file, but
+        the WAL keeps old copies of pages until a checkpoint: so an ended circle's live state
+        (who was there, anonymous attendees' platform ids) does not linger on disk.
+        """
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _apply_one(self, conn: Connection, write: Write) -> None:
         if write.new is not None:

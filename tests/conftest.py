@@ -1,0 +1,58 @@
+"""Shared fixtures: a runtime on a manual clock over a real SQLite file, and its console."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from adapters.console import ConsoleAdapter
+from facilitator.runtime.clock import ManualClock
+from facilitator.runtime.host import Runtime
+from facilitator.storage.store import Store
+
+
+@dataclass
+class Host:
+    """A runtime with its store, clock and console, as a test drives them."""
+
+    runtime: Runtime
+    store: Store
+    clock: ManualClock
+    console: ConsoleAdapter
+
+    def said(self) -> list[str]:
+        """Everything said so far, as plain text."""
+        return [line.plain() for line in self.console.transcript]
+
+
+async def make_host(db_url: str, clock: ManualClock, out: object = None) -> Host:
+    """Start a runtime over ``db_url`` (resuming whatever is stored there)."""
+    import io
+
+    store = Store(db_url)
+    console = ConsoleAdapter(io.StringIO(), room="room-1")
+    runtime = Runtime(store, clock=clock, adapters=[console])
+    await runtime.start()
+    await runtime.settle()
+    return Host(runtime, store, clock, console)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'circles.db'}"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(start=1_800_000_000.0)
+
+
+@pytest.fixture
+async def host(db_url: str, clock: ManualClock) -> AsyncIterator[Host]:
+    made = await make_host(db_url, clock)
+    yield made
+    await made.runtime.stop()
+    made.store.close()
