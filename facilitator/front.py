@@ -40,9 +40,7 @@ async def handle_command(
     if parsed.name == "help":
         return await _help(runtime, platform, room, by, "", steering or hosted is None)
     if parsed.name == "scripts":
-        return await runtime.say_private(
-            platform, room, by, "scripts", names=", ".join(runtime.library.names())
-        )
+        return await runtime.say_private(platform, room, by, "scripts", names=", ".join(runtime.library.names()))
     if parsed.name == "start":
         if not may_steer:
             return await runtime.refuse(platform, room, by, "not_facilitator")
@@ -57,9 +55,7 @@ async def handle_command(
     return await runtime.submit(platform, room, event)
 
 
-async def _help(
-    runtime: Runtime, platform: str, room: str, by: str, problem: str, steering: bool
-) -> A.Outcome:
+async def _help(runtime: Runtime, platform: str, room: str, by: str, problem: str, steering: bool) -> A.Outcome:
     commands = ", ".join(help_lines(steering))
     key = "help_problem" if problem else "help"
     return await runtime.say_private(platform, room, by, key, problem=problem, commands=commands)

@@ -259,6 +259,4 @@ def resolve_prompt(
     try:
         return bank.get(prompt_id)
     except KeyError as exc:
-        raise BankError(
-            f"{bank_path(bank_name, directory)}: bank {bank_name!r} has no prompt {prompt_id!r}"
-        ) from exc
+        raise BankError(f"{bank_path(bank_name, directory)}: bank {bank_name!r} has no prompt {prompt_id!r}") from exc

@@ -105,13 +105,9 @@ class Voice:
             case A.SilenceCue():
                 return [Line(s("silence_cue", name=action.name))]
             case A.Paused():
-                return [
-                    Line(s("paused", remaining_note=self._remaining("paused_remaining", action.remaining)))
-                ]
+                return [Line(s("paused", remaining_note=self._remaining("paused_remaining", action.remaining)))]
             case A.Resumed():
-                return [
-                    Line(s("resumed", remaining_note=self._remaining("resumed_remaining", action.remaining)))
-                ]
+                return [Line(s("resumed", remaining_note=self._remaining("resumed_remaining", action.remaining)))]
             case A.Extended():
                 note = self._remaining("resumed_remaining", action.remaining)
                 return [Line(s("extended", length=format_duration(action.seconds), remaining_note=note))]

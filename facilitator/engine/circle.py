@@ -280,9 +280,7 @@ class Circle:
             raise Refusal("consent_changed", version=consent.version)
         person.state = "present"
         person.consented = True
-        out.keep(
-            A.ConsentGiven(person.id, person.name, person.anonymous, consent.text_hash, consent.version, now)
-        )
+        out.keep(A.ConsentGiven(person.id, person.name, person.anonymous, consent.text_hash, consent.version, now))
         out.say(A.ConsentReceipt(person.id, consent.version, consent.text_hash, person.anonymous))
         self._arrive(person, now, out)
 
@@ -551,9 +549,7 @@ class Circle:
         prompt = chosen.text if chosen else None
         if prompt is None and isinstance(phase, (RoundPhase, OpenPhase)) and isinstance(phase.prompt, str):
             prompt = phase.prompt
-        agreement = (
-            self.script.agreement if isinstance(phase, AnnouncePhase) and phase.show_agreement else None
-        )
+        agreement = self.script.agreement if isinstance(phase, AnnouncePhase) and phase.show_agreement else None
         silent = tuple(phase.silent) if isinstance(phase, (RoundPhase, OpenPhase)) else ()
         length = None if isinstance(phase, RoundPhase) else phase.duration
         out.say(

@@ -185,9 +185,7 @@ class Runtime:
         )
         return await self._run(hosted, E.Open(by, by_name, seed, prompts), now, new)
 
-    async def _choose_prompts(
-        self, group_id: int, phases: Iterable[object], seed: int
-    ) -> tuple[E.PhasePrompt, ...]:
+    async def _choose_prompts(self, group_id: int, phases: Iterable[object], seed: int) -> tuple[E.PhasePrompt, ...]:
         chosen: list[E.PhasePrompt] = []
         histories: dict[str, list[str]] = {}
         for index, phase in enumerate(phases):
@@ -320,23 +318,17 @@ class Runtime:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _run(
-        self, hosted: Hosted, event: E.Event, now: float, new: NewCircle | None = None
-    ) -> A.Outcome:
+    async def _run(self, hosted: Hosted, event: E.Event, now: float, new: NewCircle | None = None) -> A.Outcome:
         return await self._start_run(hosted, event, now, new)
 
-    async def _deliver(
-        self, hosted: Hosted, outcome: A.Outcome, committed: asyncio.Future[None] | None
-    ) -> A.Outcome:
+    async def _deliver(self, hosted: Hosted, outcome: A.Outcome, committed: asyncio.Future[None] | None) -> A.Outcome:
         if committed is not None:
             await committed
         async with hosted.lock:
             await self._say(hosted.platform, hosted.room, outcome.actions, hosted)
         return outcome
 
-    async def _say(
-        self, platform: str, room: str, actions: Sequence[A.Action], hosted: Hosted | None = None
-    ) -> None:
+    async def _say(self, platform: str, room: str, actions: Sequence[A.Action], hosted: Hosted | None = None) -> None:
         lines: list[Line] = []
         hints = self.hints.get(platform)
         for action in actions:

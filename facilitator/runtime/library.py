@@ -43,14 +43,10 @@ class ScriptLibrary:
         if candidate.suffix in (".yaml", ".yml") and candidate.exists():
             return candidate
         if not name.replace("-", "").replace("_", "").isalnum():
-            raise ScriptError(
-                name, 1, 1, f"no script called {name!r}; choose one of: {', '.join(self.names())}"
-            )
+            raise ScriptError(name, 1, 1, f"no script called {name!r}; choose one of: {', '.join(self.names())}")
         path = self.root / f"{name}.yaml"
         if not path.exists():
-            raise ScriptError(
-                name, 1, 1, f"no script called {name!r}; choose one of: {', '.join(self.names())}"
-            )
+            raise ScriptError(name, 1, 1, f"no script called {name!r}; choose one of: {', '.join(self.names())}")
         return path
 
     def get(self, name: str) -> LoadedScript:

@@ -146,15 +146,11 @@ class Store:
     ) -> int:
         """The id of the group for ``room`` on ``platform``, created if new."""
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(groups.c.id).where(groups.c.platform == platform, groups.c.room == room)
-            ).first()
+            row = conn.execute(select(groups.c.id).where(groups.c.platform == platform, groups.c.room == room)).first()
             if row is not None:
                 if name or region or sector:
                     conn.execute(
-                        update(groups)
-                        .where(groups.c.id == row[0])
-                        .values(name=name, region=region, sector=sector)
+                        update(groups).where(groups.c.id == row[0]).values(name=name, region=region, sector=sector)
                     )
                 return int(row[0])
             result = conn.execute(
@@ -353,9 +349,7 @@ class Store:
             return cached
         row = conn.execute(select(members.c.id, members.c.display_name).where(members.c.key == key)).first()
         if row is None:
-            result = conn.execute(
-                insert(members).values(key=key, platform=platform, display_name=name, created_at=at)
-            )
+            result = conn.execute(insert(members).values(key=key, platform=platform, display_name=name, created_at=at))
             member_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         else:
             member_id = int(row.id)
@@ -406,9 +400,7 @@ class Store:
         """(action, detail) of the facilitator audit of a circle, in order."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(audit.c.action, audit.c.detail)
-                .where(audit.c.circle_id == circle_id)
-                .order_by(audit.c.id)
+                select(audit.c.action, audit.c.detail).where(audit.c.circle_id == circle_id).order_by(audit.c.id)
             )
             return [(r[0], r[1]) for r in rows]
 
