@@ -106,14 +106,12 @@ def diagram() -> str:
         "_resume": S.RUNNING,
         "_end": S.ENDED,
     }
-    lines = ["stateDiagram-v2", "    [*] --> new"]
-    seen: set[tuple[str, str, str]] = set()
+    edges: dict[tuple[str, str], list[str]] = {}
     for (status, event), handler in TRANSITIONS.items():
         target = moves.get(handler, status)
-        edge = (status.value, target.value, event.__name__)
-        if edge not in seen:
-            seen.add(edge)
-            lines.append(f"    {status.value} --> {target.value}: {event.__name__}")
+        edges.setdefault((status.value, target.value), []).append(event.__name__)
+    lines = ["stateDiagram-v2", "    [*] --> new"]
+    lines += [f"    {src} --> {dst}: {', '.join(names)}" for (src, dst), names in edges.items()]
     lines.append("    running --> ended: Tick (close phase ends)")
     lines.append("    ended --> [*]")
     return "\n".join(lines)
