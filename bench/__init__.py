@@ -1,0 +1,1 @@
+"""Benchmarks for the facilitator runtime (run each with ``python -m bench.<name>``)."""
