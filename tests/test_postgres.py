@@ -1,0 +1,48 @@
+"""The same circle over a real PostgreSQL (for larger deployments): migrations, records, resume."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from facilitator.runtime.clock import ManualClock
+from facilitator.storage.store import consent as consent_table
+from tests.conftest import make_host
+from tests.test_resume import PEOPLE, into_the_check_in_round
+from tests.test_runtime import run_whole_circle
+
+
+async def test_a_whole_circle_on_postgresql(postgres_url: str, clock: ManualClock) -> None:
+    host = await make_host(postgres_url, clock)
+    try:
+        circle_id = await run_whole_circle(host, ["Ada", "Bea", "Cy"])
+        rows = host.store.attendance_of(circle_id)
+        assert [(r["display_name"], r["turns_spoken"], r["turns_passed"]) for r in rows] == [
+            ("Ada", 2, 0),
+            ("Bea", 0, 2),
+            ("Cy", 2, 0),
+        ]
+        assert len(host.store.consent_log(circle_id)) == 3
+        with pytest.raises(DBAPIError, match="append-only"), host.store.engine.begin() as conn:
+            conn.execute(consent_table.delete())
+    finally:
+        await host.runtime.stop()
+        host.store.close()
+
+
+async def test_a_circle_resumes_on_postgresql(postgres_url: str, clock: ManualClock) -> None:
+    first = await make_host(postgres_url, clock)
+    circle_id = await into_the_check_in_round(first)
+    await first.runtime.stop()
+    first.store.close()
+    clock.advance(5)
+    second = await make_host(postgres_url, clock)
+    try:
+        hosted = second.runtime.circle_in("console", "room-1")
+        assert hosted is not None and hosted.id == circle_id
+        assert hosted.circle.holder == "console:bea"
+        assert hosted.circle.remaining(clock.now()) == 45
+        assert [r["display_name"] for r in second.store.attendance_of(circle_id)] == PEOPLE
+    finally:
+        await second.runtime.stop()
+        second.store.close()
