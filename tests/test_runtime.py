@@ -102,6 +102,7 @@ async def test_the_consent_ledger_cannot_be_changed(host: Host) -> None:
 
 
 async def test_a_group_does_not_get_the_same_prompt_twice_in_a_row(host: Host) -> None:
+    """A prompt counts as used once its phase starts (a circle ended before then has not used it)."""
     prompts: list[str] = []
     for _ in range(3):
         await host.console.say("Fran", "start check-in-30")
@@ -109,6 +110,8 @@ async def test_a_group_does_not_get_the_same_prompt_twice_in_a_row(host: Host) -
         assert hosted is not None
         prompts.append(hosted.circle.state.prompts[2].text)  # the check-in round
         await host.console.say("Fran", "begin")
+        host.clock.advance(120)  # the check-in round starts: its prompt is put to the group
+        await host.runtime.settle()
         await host.console.say("Fran", "end")
         await host.runtime.settle()
     assert len(set(prompts)) == 3
@@ -159,3 +162,39 @@ def test_sqlite_is_in_wal_mode_with_foreign_keys(db_url: str) -> None:
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as raw:
         version = raw.execute("SELECT version_num FROM alembic_version").fetchone()
     assert version == ("0001",)
+
+
+async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = host.console
+    await c.say("Fran", "start check-in-30")
+    for name in ("Ada", "Bea"):
+        await c.say(name, "join")
+        await c.say(name, "consent")
+    await c.say("Fran", "begin")
+    host.clock.advance(120)
+    await host.runtime.settle()
+    hosted = host.runtime.circle_in("console", "room-1")
+    assert hosted is not None and hosted.circle.holder == "console:ada"
+    said_before = len(c.transcript)
+
+    real_apply = host.store.apply
+
+    def failing_apply(writes: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(host.store, "apply", failing_apply)
+    outcome = await c.say("Ada", "done")
+    assert not outcome.accepted
+    new_lines = c.transcript[said_before:]
+    assert [(line.to, line.plain()) for line in new_lines] == [
+        ("console:ada", "Sorry: that could not be saved just now, so nothing changed. Please try again in a moment.")
+    ]
+    hosted = host.runtime.circle_in("console", "room-1")
+    assert hosted is not None and hosted.circle.holder == "console:ada"  # the piece did not move
+
+    monkeypatch.setattr(host.store, "apply", real_apply)
+    assert (await c.say("Ada", "done")).accepted  # once the database is back, it works
+    current = host.runtime.circle_in("console", "room-1")
+    assert current is not None and current.circle.holder == "console:bea"

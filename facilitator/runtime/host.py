@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import json
 import logging
 import random
 import secrets
@@ -310,10 +311,8 @@ class Runtime:
             committed = self.writer.submit(write)
         self._arm(hosted)
         if hosted.circle.status is CircleStatus.ENDED:
-            self._circles.pop(hosted.id, None)
-            if self._rooms.get((hosted.platform, hosted.room)) is hosted:
-                del self._rooms[(hosted.platform, hosted.room)]
-        task = asyncio.get_running_loop().create_task(self._deliver(hosted, outcome, committed))
+            self._forget(hosted)
+        task = asyncio.get_running_loop().create_task(self._deliver(hosted, event, outcome, committed))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -321,12 +320,40 @@ class Runtime:
     async def _run(self, hosted: Hosted, event: E.Event, now: float, new: NewCircle | None = None) -> A.Outcome:
         return await self._start_run(hosted, event, now, new)
 
-    async def _deliver(self, hosted: Hosted, outcome: A.Outcome, committed: asyncio.Future[None] | None) -> A.Outcome:
+    async def _deliver(
+        self, hosted: Hosted, event: E.Event, outcome: A.Outcome, committed: asyncio.Future[None] | None
+    ) -> A.Outcome:
         if committed is not None:
-            await committed
+            try:
+                await committed
+            except Exception:
+                # Nothing is said that was not kept: go back to what the database has, and tell the sender.
+                log.exception("could not keep an event for circle %s; reloading it", hosted.id)
+                await self._reload(hosted)
+                return await self.refuse(hosted.platform, hosted.room, getattr(event, "by", ""), "storage_error")
         async with hosted.lock:
             await self._say(hosted.platform, hosted.room, outcome.actions, hosted)
         return outcome
+
+    async def _reload(self, hosted: Hosted) -> None:
+        """Replace a circle's in-memory state with its last committed state."""
+        row = await self.writer.call(self.store.circle_row, hosted.id)
+        if row is None or not row["state_json"] or row["state_json"] == "{}":
+            self._forget(hosted)
+            return
+        hosted.circle = Circle.restore(hosted.circle.script, json.loads(row["state_json"]))
+        if hosted.circle.status is CircleStatus.ENDED:
+            self._forget(hosted)
+            return
+        self._circles[hosted.id] = hosted
+        self._rooms[(hosted.platform, hosted.room)] = hosted
+        hosted.armed = None
+        self._arm(hosted)
+
+    def _forget(self, hosted: Hosted) -> None:
+        self._circles.pop(hosted.id, None)
+        if self._rooms.get((hosted.platform, hosted.room)) is hosted:
+            del self._rooms[(hosted.platform, hosted.room)]
 
     async def _say(self, platform: str, room: str, actions: Sequence[A.Action], hosted: Hosted | None = None) -> None:
         lines: list[Line] = []

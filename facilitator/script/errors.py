@@ -54,15 +54,12 @@ class ScriptError(Exception):
         return f"{self.path}:{self.line}:{self.column}: {self.message}"
 
 
-
 @dataclass
 class Located:
     """Where each data path sits in the file: its value and (in a mapping) its key."""
 
     values: dict[DataPath, Position] = field(default_factory=dict)
     keys: dict[DataPath, Position] = field(default_factory=dict)
-
-
 
 
 PHASE_MODELS: dict[str, type[BaseModel]] = {

@@ -3,7 +3,8 @@
 YAML is composed (never constructed) with PyYAML's safe loader, so no tag can run code;
 the plain data is built by hand from the node tree, remembering where every key and value
 sits. Validation errors from the pydantic models are mapped back to those places and
-reworded by :mod:`facilitator.script.errors`, which also defines :class:`ScriptError`. Limits keep a hostile file cheap to
+reworded to say what is wrong and how to fix it; that half, and :class:`ScriptError`
+itself, live in :mod:`facilitator.script.errors`. Limits keep a hostile file cheap to
 refuse: 256 KiB, 10,000 nodes with aliases expanded, 64 levels of nesting.
 """
 
@@ -28,6 +29,7 @@ __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "ScriptError", "load_script", 
 MAX_BYTES = 256 * 1024
 MAX_NODES = 10_000
 MAX_DEPTH = 64
+
 
 # ---------------------------------------------------------------------------- reading YAML
 
@@ -103,7 +105,6 @@ class _GuardedLoader(yaml.SafeLoader):
                 message = f"alias *{alias} expands the script past {MAX_NODES:,} YAML nodes (an alias bomb?); "
                 raise _Refused(message + "write the values out instead of nesting aliases", mark)
             raise _Refused(f"the script has more than {MAX_NODES:,} YAML nodes; a script needs far fewer", mark)
-
 
 
 class _Builder:
