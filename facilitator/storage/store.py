@@ -275,9 +275,7 @@ class Store:
     def _record(self, conn: Connection, write: Write, record: A.Record) -> None:
         cid = write.circle_id
         if isinstance(record, A.ConsentGiven):
-            member_id = None
-            if not record.anonymous:
-                member_id = self._member_id(conn, record.member, write.platform, record.name, record.at)
+            member_id = self._named_member(conn, write, record)
             conn.execute(
                 insert(consent).values(
                     member_id=member_id,
@@ -293,9 +291,7 @@ class Store:
                 )
             )
         elif isinstance(record, A.AttendanceStarted):
-            member_id = None
-            if not record.anonymous:
-                member_id = self._member_id(conn, record.member, write.platform, record.name, record.at)
+            member_id = self._named_member(conn, write, record)
             conn.execute(
                 insert(attendance).values(
                     circle_id=cid,
@@ -306,25 +302,11 @@ class Store:
                 )
             )
         elif isinstance(record, A.AttendanceEnded):
-            conn.execute(
-                update(attendance)
-                .where(
-                    attendance.c.circle_id == cid,
-                    attendance.c.seat == self._seat(cid, record.member),
-                    attendance.c.left_at.is_(None),
-                )
-                .values(left_at=record.at)
-            )
+            conn.execute(update(attendance).where(*self._open_seat(cid, record.member)).values(left_at=record.at))
         elif isinstance(record, A.TurnRecorded):
             column = attendance.c.turns_passed if record.outcome == "passed" else attendance.c.turns_spoken
             conn.execute(
-                update(attendance)
-                .where(
-                    attendance.c.circle_id == cid,
-                    attendance.c.seat == self._seat(cid, record.member),
-                    attendance.c.left_at.is_(None),
-                )
-                .values({column.name: column + 1})
+                update(attendance).where(*self._open_seat(cid, record.member)).values({column.name: column + 1})
             )
         elif isinstance(record, A.PromptUsed):
             conn.execute(
@@ -342,6 +324,20 @@ class Store:
 
     def _seat(self, circle_id: str, member: str) -> str:
         return seat_of(self._salts.get(circle_id, ""), member)
+
+    def _open_seat(self, circle_id: str, member: str) -> tuple[Any, ...]:
+        """Where-clauses for the open attendance row of ``member`` in a circle."""
+        return (
+            attendance.c.circle_id == circle_id,
+            attendance.c.seat == self._seat(circle_id, member),
+            attendance.c.left_at.is_(None),
+        )
+
+    def _named_member(self, conn: Connection, write: Write, record: A.ConsentGiven | A.AttendanceStarted) -> int | None:
+        """The member row for a named person; None for an anonymous one (never stored)."""
+        if record.anonymous:
+            return None
+        return self._member_id(conn, record.member, write.platform, record.name, record.at)
 
     def _member_id(self, conn: Connection, key: str, platform: str, name: str | None, at: float) -> int:
         cached = self._member_ids.get(key)
