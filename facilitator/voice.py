@@ -49,12 +49,16 @@ class Voice:
         return _load_voice(str(path or prompts_root() / "voice.yaml"))
 
     def say(self, key: str, **params: object) -> str:
-        """Fill template ``key``; missing keys fall back to showing the key, never crash."""
+        """Fill template ``key`` as a whole line (stray spaces stripped); a missing key shows the key."""
+        return self.fragment(key, **params).strip()
+
+    def fragment(self, key: str, **params: object) -> str:
+        """Fill template ``key`` keeping its spaces (a part of a line, like " (2m left)")."""
         template = self.templates.get(key)
         if template is None:
             return key
         safe = {k: str(v) for k, v in params.items()}
-        return template.format_map(_Missing(safe)).strip()
+        return template.format_map(_Missing(safe))
 
     def render(self, action: A.Action, hints: Mapping[str, str] | None = None) -> list[Line]:
         """The lines for one action. ``hints`` fill platform words (``join_hint``...)."""
@@ -131,7 +135,7 @@ class Voice:
         raise TypeError(f"the voice cannot say {type(action).__name__}")
 
     def _remaining(self, key: str, remaining: int | None) -> str:
-        return self.say(key, remaining=format_duration(remaining)) if remaining is not None else ""
+        return self.fragment(key, remaining=format_duration(remaining)) if remaining is not None else ""
 
     def _phase_text(self, action: A.PhaseStarted) -> str:
         s = self.say

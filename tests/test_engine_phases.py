@@ -31,7 +31,9 @@ from tests.engine_helpers import (
 
 
 def test_announce_waits_its_duration_and_shows_the_agreement():
-    script = make_script({"kind": "announce", "name": "Welcome", "text": "Welcome all.", "duration": "1m", "show_agreement": True})
+    script = make_script(
+        {"kind": "announce", "name": "Welcome", "text": "Welcome all.", "duration": "1m", "show_agreement": True}
+    )
     run, out = begun(script, at=100.0)
     assert kept(out, A.CircleStarted) == [A.CircleStarted(100.0)]
     assert of(out, A.PhaseStarted) == [
@@ -168,7 +170,9 @@ def test_two_rounds_go_round_twice():
 
 @pytest.fixture
 def popcorn():
-    script = make_script(round_phase("60s", name="Popcorn", order="popcorn"), {"kind": "silence", "name": "After", "duration": "1m"})
+    script = make_script(
+        round_phase("60s", name="Popcorn", order="popcorn"), {"kind": "silence", "name": "After", "duration": "1m"}
+    )
     return begun(script, at=100.0)
 
 
@@ -245,11 +249,42 @@ def test_popcorn_waiting_pass_removes_them_from_the_waiting_list(popcorn):
     assert given(out) == []
 
 
+def test_popcorn_newcomer_is_not_told_they_had_their_turn(popcorn):
+    run, _ = popcorn
+    run.join(DAN, 105.0)
+    before = run.circle.snapshot()
+    out = run.send(E.AskPiece(DAN), 106.0)
+    assert not out.accepted
+    assert run.circle.snapshot() == before
+    refusal = of(out, A.Refused)[0]
+    assert refusal.code != "had_turn"
+
+
+def test_popcorn_newcomer_waits_for_the_next_round():
+    script = make_script(round_phase("60s", order="popcorn", rounds=2))
+    run, _ = begun(script, at=100.0)
+    out = run.join(DAN, 105.0)
+    assert of(out, A.Joined) == [A.Joined(DAN, 4, True)]
+    for member in (ANA, BEN):
+        run.ok(E.Pass(member), 106.0)
+    out = run.ok(E.Pass(CAM), 107.0)
+    assert of(out, A.RoundStarted) == [A.RoundStarted(2, 2, 4, True)]
+    assert of(run.ok(E.AskPiece(DAN), 108.0), A.GivePiece) == [A.GivePiece(DAN, "Dan", 168.0, 60, 3)]
+
+
 # ---------------------------------------------------------------- open, silence, close
 
 
 def test_open_reminds_before_the_end_then_time_up():
-    script = make_script({"kind": "open", "name": "Reflection", "prompt": "What stays?", "duration": "10m", "remind_before": ["2m", "30s"]})
+    script = make_script(
+        {
+            "kind": "open",
+            "name": "Reflection",
+            "prompt": "What stays?",
+            "duration": "10m",
+            "remind_before": ["2m", "30s"],
+        }
+    )
     run, out = begun(script, at=0.0)
     started = of(out, A.PhaseStarted)[0]
     assert (started.kind, started.prompt, started.ends_at, started.length) == ("open", "What stays?", 600.0, 600)
@@ -288,9 +323,7 @@ def test_close_ends_the_circle_with_attendance_for_everyone_present():
     run.ok(E.Join(DAN, "Dan"), 1.0)  # asked for consent but never agreed: nothing to end
     run.ok(E.Leave(CAM), 2.0)
     out = run.ok(E.Begin(FAC), 100.0)
-    assert of(out, A.PhaseStarted) == [
-        A.PhaseStarted(0, 1, "close", "Goodbye", CLOSE_TEXT, None, None, 130.0, 30, ())
-    ]
+    assert of(out, A.PhaseStarted) == [A.PhaseStarted(0, 1, "close", "Goodbye", CLOSE_TEXT, None, None, 130.0, 30, ())]
     assert run.tick(129.0).actions == ()
     out = run.tick(135.0)
     assert of(out, A.CircleEnded) == [A.CircleEnded(TITLE, False)]
@@ -316,7 +349,9 @@ def test_prompts_chosen_at_open_are_used_and_recorded():
 
 
 def test_inline_prompt_is_shown_and_a_bank_prompt_without_choice_is_not():
-    script = make_script(round_phase(prompt={"bank": "arrival"}), {"kind": "open", "duration": "5m", "prompt": "Inline"})
+    script = make_script(
+        round_phase(prompt={"bank": "arrival"}), {"kind": "open", "duration": "5m", "prompt": "Inline"}
+    )
     run, out = begun(script)
     assert of(out, A.PhaseStarted)[0].prompt is None
     assert kept(out, A.PromptUsed) == []

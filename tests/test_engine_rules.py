@@ -49,7 +49,14 @@ def _to_open_phase(run: Run, at: float) -> None:
 
 @pytest.mark.parametrize(
     "event",
-    [E.Pause(ANA), E.Extend(ANA, 5), E.Next(ANA), E.End(ANA), E.AssignRole(ANA, BEN, "presenter"), E.AddFacilitator(ANA, BEN)],
+    [
+        E.Pause(ANA),
+        E.Extend(ANA, 5),
+        E.Next(ANA),
+        E.End(ANA),
+        E.AssignRole(ANA, BEN, "presenter"),
+        E.AddFacilitator(ANA, BEN),
+    ],
     ids=lambda e: type(e).__name__,
 )
 def test_only_facilitators_steer_a_running_circle(three, event):
@@ -201,7 +208,7 @@ def test_joining_outside_a_round_is_not_flagged_as_mid_round():
 
 
 def test_empty_round_is_skipped_and_the_circle_moves_on():
-    run, out = begun(ROUND_THEN_OPEN, people=(), at=100.0)
+    _, out = begun(ROUND_THEN_OPEN, people=(), at=100.0)
     assert of(out, A.RoundSkipped) == [A.RoundSkipped("Check-in")]
     assert of(out, A.GivePiece) == []
     started = of(out, A.PhaseStarted)
@@ -234,7 +241,9 @@ def test_popcorn_holder_leaving_gives_the_piece_to_the_first_waiting():
 
 
 def test_each_round_picks_its_speakers_afresh():
-    script = make_script(round_phase(rounds=2, speakers=["presenter"]), {"kind": "silence", "name": "After", "duration": "1m"})
+    script = make_script(
+        round_phase(rounds=2, speakers=["presenter"]), {"kind": "silence", "name": "After", "duration": "1m"}
+    )
     run = gathered(script)
     run.ok(E.AssignRole(FAC, BEN, "presenter"), 1.0)
     run.ok(E.Begin(FAC), 100.0)
@@ -249,7 +258,9 @@ def test_each_round_picks_its_speakers_afresh():
 
 
 def test_second_round_without_anyone_is_skipped():
-    script = make_script(round_phase(rounds=2, speakers=["presenter"]), {"kind": "silence", "name": "After", "duration": "1m"})
+    script = make_script(
+        round_phase(rounds=2, speakers=["presenter"]), {"kind": "silence", "name": "After", "duration": "1m"}
+    )
     run = gathered(script)
     run.ok(E.AssignRole(FAC, BEN, "presenter"), 1.0)
     run.ok(E.Begin(FAC), 100.0)
@@ -317,6 +328,14 @@ def test_extend_lengthens_the_open_phase_and_shifts_its_reminders(three):
     assert of(run.tick(880.0), A.Nudge) == [A.Nudge(None, None, 120, "open")]
     assert run.tick(999.0).actions == ()
     assert of(run.tick(1_000.0), A.TimeUp) == [A.TimeUp("Reflection")]
+
+
+def test_extend_after_a_reminder_reminds_again_before_the_new_end(three):
+    run = three
+    _to_open_phase(run, 100.0)  # ends at 700, reminder at 580
+    assert of(run.tick(580.0), A.Nudge) == [A.Nudge(None, None, 120, "open")]
+    run.ok(E.Extend(FAC, 5), 600.0)  # now ends at 1000
+    assert of(run.tick(880.0), A.Nudge) == [A.Nudge(None, None, 120, "open")]
 
 
 def test_extend_lengthens_the_current_turn_only(three):

@@ -198,3 +198,26 @@ async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(
     assert (await c.say("Ada", "done")).accepted  # once the database is back, it works
     current = host.runtime.circle_in("console", "room-1")
     assert current is not None and current.circle.holder == "console:bea"
+
+
+async def test_an_event_just_after_a_deadline_meets_the_circle_as_it_is_now(host: Host) -> None:
+    """The turn ran out a moment ago and the timer has not fired yet: a pause freezes the next turn."""
+    c = host.console
+    await c.say("Fran", "start check-in-30")
+    for name in ("Ada", "Bea"):
+        await c.say(name, "join")
+        await c.say(name, "consent")
+    await c.say("Fran", "begin")
+    host.clock.advance(120)
+    await host.runtime.settle()
+    hosted = host.runtime.circle_in("console", "room-1")
+    assert hosted is not None and hosted.circle.holder == "console:ada"
+    host.clock.advance(90 + 10)  # Ada's 90 s ran out 10 s ago; no settle: the timer has not fired
+    await c.say("Fran", "pause")
+    said = host.said()
+    assert said[-3:] == [
+        "Thank you: that is the time for this turn.",
+        "@Bea, the talking piece is with you (1m 30s). Say done when you have finished, or pass: both are fine.",
+        "We pause here. The time is held (1m 20s left when we resume).",
+    ]
+    assert hosted.circle.holder == "console:bea"

@@ -92,7 +92,7 @@ REFUSALS: dict[tuple[CircleStatus, type], str] = {
     (S.PAUSED, E.Pause): "already_paused",
     (S.PAUSED, E.Next): "paused",
     (S.PAUSED, E.AskPiece): "paused",
-    (S.NEW, E.Open): "already_open",
+    **{(s, E.Open): "already_open" for s in _LIVE},
 }
 """Reasons for the illegal pairs a person is likely to try; others get ``not_open`` or ``ended``."""
 
@@ -183,6 +183,15 @@ class Circle:
             return st.reminders[0]
         return st.ends_at
 
+    def due(self, now: float) -> bool:
+        """Whether a deadline has come by ``now``: a host sends ``Tick`` before any other event then.
+
+        An event is judged against the circle as it stands; a pause that arrives just after a turn
+        ran out must find the piece already passed on.
+        """
+        deadline = self.next_deadline
+        return deadline is not None and deadline <= now
+
     def remaining(self, now: float) -> int | None:
         """Seconds left in the current phase (or turn); frozen while paused."""
         st = self.state
@@ -269,7 +278,7 @@ class Circle:
 
     def _consent(self, ev: E.Consent, now: float, out: _Out) -> None:
         person = self.state.participants.get(ev.by)
-        if person is None:
+        if person is None or person.state == "left":
             raise Refusal("join_first")
         if person.state == "present":
             raise Refusal("already_joined")
@@ -366,7 +375,13 @@ class Circle:
             raise Refusal("nothing_to_extend")
         seconds = ev.minutes * 60
         st.ends_at += seconds
-        st.reminders = [r + seconds for r in st.reminders]
+        # Reminders are counted back from the new end, including any already given.
+        phase = self.phase
+        before: list[int] = []
+        if isinstance(phase, OpenPhase) or (isinstance(phase, RoundPhase) and self.holder is not None):
+            before = phase.remind_before
+        start = self._at(now)
+        st.reminders = sorted(t for t in (st.ends_at - r for r in before) if t > start)
         out.say(A.Extended(seconds, self.remaining(now)))
 
     def _next(self, ev: E.Next, now: float, out: _Out) -> None:
@@ -429,6 +444,8 @@ class Circle:
         self._member(ev.by)
         if rnd.holder == ev.by:
             raise Refusal("already_holding")
+        if ev.by not in rnd.members:
+            raise Refusal("next_round")
         if ev.by not in rnd.queue:
             raise Refusal("had_turn")
         if rnd.holder is None:
@@ -599,7 +616,7 @@ class Circle:
             out.say(A.RoundSkipped(phase.name))
             self._advance(at, out)
             return
-        st.round = RoundState(number, eligible)
+        st.round = RoundState(number, eligible, members=list(eligible))
         out.say(A.RoundStarted(number, phase.rounds, len(eligible), phase.order == "popcorn"))
         if phase.order == "popcorn":
             st.ends_at = at + phase.turn

@@ -49,6 +49,8 @@ class RoundState:
     holder: str | None = None
     waiting: list[str] = field(default_factory=list)
     free_nudged: bool = False
+    members: list[str] = field(default_factory=list)
+    """Everyone in this round when it began (newcomers wait for the next one)."""
 
 
 @dataclass(slots=True)

@@ -293,6 +293,9 @@ class Runtime:
         self, hosted: Hosted, event: E.Event, now: float, new: NewCircle | None = None
     ) -> asyncio.Task[A.Outcome]:
         """Handle ``event`` now (synchronously), then keep and say it in a task."""
+        if not isinstance(event, (E.Tick, E.Recover)) and hosted.circle.due(now):
+            # Time first: an event that arrives just after a deadline meets the circle as it is now.
+            self._start_run(hosted, E.Tick(), now)
         outcome = hosted.circle.handle(event, now)
         committed: asyncio.Future[None] | None = None
         if outcome.accepted and not isinstance(event, E.Status):
