@@ -16,8 +16,9 @@ from adapters.console import ConsoleAdapter
 from facilitator.runtime.host import Runtime
 from facilitator.storage.store import Store
 
-_AS = re.compile(r"^as\s+(\S.{0,39})$", re.IGNORECASE)
-_ONCE = re.compile(r"^([A-Za-z][\w .-]{0,39}):\s*(.+)$")
+# Names are one word, so that "role NAME presenter" can name anyone.
+_AS = re.compile(r"^as\s+([A-Za-z][\w.-]{0,39})$", re.IGNORECASE)
+_ONCE = re.compile(r"^([A-Za-z][\w.-]{0,39}):\s*(.+)$")
 
 INTRO = (
     "facilitator console. You are typing as {speaker}. Try: start check-in-30, then 'as Sam', join, consent,\n"
@@ -50,6 +51,9 @@ async def run_console(
             switch = _AS.match(text)
             if switch:
                 speaker = switch.group(1).strip()
+                continue
+            if text.lower().startswith("as "):
+                out.write("Names are one word here (like Sam, or Sam-J), so that commands can name anyone.\n")
                 continue
             once = _ONCE.match(text)
             if once:

@@ -22,10 +22,12 @@ class CommandSpec:
     usage: str
     steering: bool
     aliases: tuple[str, ...] = ()
+    needs: int = 0
+    """How many arguments it must have."""
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("start", "start SCRIPT", True),
+    CommandSpec("start", "start SCRIPT", True, needs=1),
     CommandSpec("scripts", "scripts", False),
     CommandSpec("join", "join [anonymous]", False),
     CommandSpec("consent", "consent", False, ("agree",)),
@@ -37,11 +39,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("begin", "begin", True),
     CommandSpec("pause", "pause", True),
     CommandSpec("resume", "resume", True),
-    CommandSpec("extend", "extend MINUTES", True),
+    CommandSpec("extend", "extend MINUTES", True, needs=1),
     CommandSpec("next", "next", True, ("skip",)),
     CommandSpec("end", "end", True),
-    CommandSpec("role", "role PERSON ROLE", True),
-    CommandSpec("cofacilitator", "cofacilitator PERSON", True, ("share",)),
+    CommandSpec("role", "role PERSON ROLE", True, needs=2),
+    CommandSpec("cofacilitator", "cofacilitator PERSON", True, ("share",), needs=1),
     CommandSpec("help", "help", False),
 )
 
@@ -75,8 +77,7 @@ def parse(text: str) -> Parsed | Help:
     if spec is None:
         return Help(f"there is no command {words[0][:40]!r}")
     args = tuple(words[1:])
-    needed = spec.usage.count(" ") - spec.usage.count("[")
-    if len(args) < needed:
+    if len(args) < spec.needs:
         return Help(f"{spec.name} needs more: {spec.usage}")
     return Parsed(spec.name, args)
 

@@ -91,7 +91,10 @@ async def run_demo(
     clock: Clock = ManualClock(start=1_800_000_000.0) if speed == 0 else ScaledClock(speed)
     store = Store(database_url)
     console = ConsoleAdapter(out, room=f"demo-{seed}-{random.randrange(10**6)}")
-    runtime = Runtime(store, clock=clock, adapters=[console], library=library)
+    if library is None:
+        library, script = ScriptLibrary.for_script(script)
+    # The demo hosts only its own circle: circles stored by the console or a bot are theirs to resume.
+    runtime = Runtime(store, clock=clock, adapters=[console], library=library, resume=False)
     names = NAMES[: max(1, min(participants, len(NAMES)))]
     people = _Participants(names, clock, seed)
     runtime.observers.append(people.observe)

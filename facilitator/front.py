@@ -45,7 +45,9 @@ async def handle_command(
         if not may_steer:
             return await runtime.refuse(platform, room, by, "not_facilitator")
         return await runtime.open_circle(platform, room, parsed.args[0], by, name, group=group)
-    if parsed.name == "consent" and not parsed.args and hosted is not None:
+    if parsed.name == "consent" and hosted is not None:
+        # Typed consent agrees to the text this circle showed (its script is pinned while it runs);
+        # buttons on chat platforms carry the hash of the text they were sent with instead.
         parsed = Parsed("consent", (hosted.circle.script.consent.text_hash,))
     event = to_event(parsed, by, name, resolve)
     if isinstance(event, Help):

@@ -31,6 +31,7 @@ async def crash(host: Host) -> None:
     """Throw the runtime away without a goodbye (what was committed is all that is left)."""
     host.runtime.writer.close()
     host.store.close()
+    host.runtime._lock.release()  # what the operating system does when a process dies
 
 
 async def test_a_new_runtime_resumes_phase_holder_time_and_attendance(db_url: str, clock: ManualClock) -> None:

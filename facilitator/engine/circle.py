@@ -266,7 +266,7 @@ class Circle:
             raise Refusal("already_joined")
         if ev.anonymous and not self.script.allow_anonymous:
             raise Refusal("anonymous_not_allowed")
-        if person is not None and person.state == "left" and person.consented:
+        if person is not None and person.state == "left" and person.consented and person.anonymous == ev.anonymous:
             person.state = "present"
             self._arrive(person, now, out)
             return
@@ -334,6 +334,8 @@ class Circle:
 
     def _add_facilitator(self, ev: E.AddFacilitator, now: float, out: _Out) -> None:
         person = self._member(ev.member)
+        if person.anonymous:
+            raise Refusal("anonymous_facilitator")
         if person.id in self.state.facilitators:
             raise Refusal("already_facilitator")
         self.state.facilitators.append(person.id)
@@ -478,8 +480,8 @@ class Circle:
         """Nothing to do here: :meth:`handle` runs every due deadline after any event."""
 
     def _recover(self, ev: E.Recover, now: float, out: _Out) -> None:
-        if self.state.status is S.ENDED:
-            return
+        if self.state.status in (S.NEW, S.ENDED, S.GATHERING):
+            return  # nothing was under way, so nothing was missed and nothing needs saying
         caught_up = _Out()
         self._run_due(now, caught_up)
         out.records.extend(caught_up.records)

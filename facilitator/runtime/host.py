@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import logging
 import random
 import secrets
@@ -32,7 +31,8 @@ from facilitator.engine.state import CircleStatus
 from facilitator.prompts import resolve_prompt
 from facilitator.runtime.adapter import Adapter
 from facilitator.runtime.clock import Clock, SystemClock
-from facilitator.runtime.library import ScriptLibrary
+from facilitator.runtime.dblock import ProcessLock
+from facilitator.runtime.library import LoadedScript, ScriptLibrary
 from facilitator.runtime.writer import Writer
 from facilitator.script.loader import ScriptError
 from facilitator.script.models import OpenPhase, PromptRef, RoundPhase
@@ -63,6 +63,10 @@ class Hosted:
     platform: str
     room: str
     armed: float | None = None
+    committed: dict[str, Any] | None = None
+    """The last state the database has: what a failed write rolls back to."""
+    retry_at: float | None = None
+    backoff: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -78,6 +82,7 @@ class Runtime:
         voice: Voice | None = None,
         library: ScriptLibrary | None = None,
         hints: dict[str, dict[str, str]] | None = None,
+        resume: bool = True,
     ) -> None:
         self.store = store
         self.clock: Clock = clock or SystemClock()
@@ -95,26 +100,32 @@ class Runtime:
         self._wake = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._opening: set[tuple[str, str]] = set()
+        self._resume = resume
+        self._lock = ProcessLock(store.url)
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Resume every open circle, start the scheduler, connect the adapters."""
-        await self.resume_all()
+        """Take the database, resume its open circles, start the scheduler, connect the adapters."""
+        self._lock.acquire()
+        if self._resume:
+            await self.resume_all()
         self._scheduler = asyncio.get_running_loop().create_task(self._run_scheduler())
         for adapter in self.adapters.values():
             await adapter.connect(self)
 
     async def stop(self) -> None:
-        """Stop timers and adapters; everything accepted so far is committed first."""
+        """Stop taking input, then timers; everything accepted so far is committed and said first."""
+        for adapter in self.adapters.values():
+            await adapter.disconnect()
         if self._scheduler is not None:
             self._scheduler.cancel()
             await asyncio.wait([self._scheduler])
             self._scheduler = None
         await self.settle(run_timers=False)
-        for adapter in self.adapters.values():
-            await adapter.disconnect()
         self.writer.close()
+        self._lock.release()
 
     async def __aenter__(self) -> Runtime:
         await self.start()
@@ -158,12 +169,29 @@ class Runtime:
         seed: int | None = None,
     ) -> A.Outcome:
         """Open a circle from a script in a room; refused if one is open there already."""
-        if (platform, room) in self._rooms:
+        key = (platform, room)
+        if key in self._rooms or key in self._opening:
             return await self.refuse(platform, room, by, "already_open")
         try:
             loaded = self.library.get(script_name)
         except ScriptError as error:
             return await self.refuse(platform, room, by, "bad_script", error=str(error))
+        self._opening.add(key)  # held across the awaits below: two starts at once open one circle
+        try:
+            return await self._open(platform, room, loaded, by, by_name, group, seed)
+        finally:
+            self._opening.discard(key)
+
+    async def _open(
+        self,
+        platform: str,
+        room: str,
+        loaded: LoadedScript,
+        by: str,
+        by_name: str,
+        group: GroupInfo | None,
+        seed: int | None,
+    ) -> A.Outcome:
         group_id = await self.group_id(platform, room, group)
         seed = random.randrange(2**31) if seed is None else seed
         prompts = await self._choose_prompts(group_id, loaded.script.phases, seed)
@@ -184,7 +212,7 @@ class Runtime:
             secrets.token_hex(16),
             now,
         )
-        return await self._run(hosted, E.Open(by, by_name, seed, prompts), now, new)
+        return await self._start_run(hosted, E.Open(by, by_name, seed, prompts), now, new)
 
     async def _choose_prompts(self, group_id: int, phases: Iterable[object], seed: int) -> tuple[E.PhasePrompt, ...]:
         chosen: list[E.PhasePrompt] = []
@@ -205,7 +233,7 @@ class Runtime:
         hosted = self._rooms.get((platform, room))
         if hosted is None:
             return await self.refuse(platform, room, getattr(event, "by", ""), "not_open")
-        return await self._run(hosted, event, self.clock.now())
+        return await self._start_run(hosted, event, self.clock.now())
 
     async def resume_all(self) -> int:
         """Restore every stored circle that has not ended; returns how many."""
@@ -213,10 +241,15 @@ class Runtime:
         now = self.clock.now()
         waits = []
         for row in rows:
-            if row.id in self._circles:
+            if row.id in self._circles or (self.adapters and row.platform not in self.adapters):
+                continue  # circles on a platform this process does not carry are left to the process that does
+            try:
+                script = self.library.parse(row.script_text, f"<stored script {row.script_name}>")
+                circle = Circle.restore(script, row.state)
+            except Exception:  # one damaged circle must not keep every other circle from resuming
+                log.exception("circle %s could not be resumed; it is left as stored", row.id)
                 continue
-            script = self.library.parse(row.script_text, f"<stored script {row.script_name}>")
-            hosted = Hosted(row.id, Circle.restore(script, row.state), row.group_id, row.platform, row.room)
+            hosted = Hosted(row.id, circle, row.group_id, row.platform, row.room, committed=row.state)
             self._circles[row.id] = hosted
             self._rooms[(row.platform, row.room)] = hosted
             self._groups[(row.platform, row.room)] = row.group_id
@@ -265,7 +298,11 @@ class Runtime:
             hosted.armed = None
             if self.lateness is not None:
                 self.lateness.append(now - deadline)
-            self._start_run(hosted, E.Tick(), now)
+            try:
+                self._start_run(hosted, E.Tick(), now)
+            except Exception:  # one circle's failure must not stop every other circle's timers
+                log.exception("circle %s failed on its timer; it is set aside", circle_id)
+                self._forget(hosted)
             fired += 1
         return fired
 
@@ -278,6 +315,8 @@ class Runtime:
 
     def _arm(self, hosted: Hosted) -> None:
         deadline = hosted.circle.next_deadline
+        if deadline is not None and hosted.retry_at is not None:
+            deadline = max(deadline, hosted.retry_at)  # the database is failing: try again later, not at once
         if deadline == hosted.armed:
             return
         hosted.armed = deadline
@@ -298,14 +337,16 @@ class Runtime:
             self._start_run(hosted, E.Tick(), now)
         outcome = hosted.circle.handle(event, now)
         committed: asyncio.Future[None] | None = None
+        state: dict[str, Any] | None = None
         if outcome.accepted and not isinstance(event, E.Status):
             circle = hosted.circle
+            state = circle.snapshot()
             write = Write(
                 hosted.id,
                 hosted.group_id,
                 hosted.platform,
                 circle.status.value,
-                circle.snapshot(),
+                state,
                 circle.next_deadline,
                 now,
                 outcome.records,
@@ -315,41 +356,49 @@ class Runtime:
         self._arm(hosted)
         if hosted.circle.status is CircleStatus.ENDED:
             self._forget(hosted)
-        task = asyncio.get_running_loop().create_task(self._deliver(hosted, event, outcome, committed))
+        task = asyncio.get_running_loop().create_task(self._deliver(hosted, event, outcome, committed, state))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _run(self, hosted: Hosted, event: E.Event, now: float, new: NewCircle | None = None) -> A.Outcome:
-        return await self._start_run(hosted, event, now, new)
-
     async def _deliver(
-        self, hosted: Hosted, event: E.Event, outcome: A.Outcome, committed: asyncio.Future[None] | None
+        self,
+        hosted: Hosted,
+        event: E.Event,
+        outcome: A.Outcome,
+        committed: asyncio.Future[None] | None,
+        state: dict[str, Any] | None,
     ) -> A.Outcome:
         if committed is not None:
             try:
                 await committed
             except Exception:
-                # Nothing is said that was not kept: go back to what the database has, and tell the sender.
-                log.exception("could not keep an event for circle %s; reloading it", hosted.id)
-                await self._reload(hosted)
-                return await self.refuse(hosted.platform, hosted.room, getattr(event, "by", ""), "storage_error")
+                # Nothing is said that was not kept: back to what the database has; tell the sender.
+                log.exception("could not keep an event for circle %s; it is rolled back", hosted.id)
+                self._roll_back(hosted)
+                by = getattr(event, "by", "")
+                if not by:  # a timer or a resume: nobody to tell, it is tried again after a pause
+                    return A.Outcome(False)
+                return await self.refuse(hosted.platform, hosted.room, by, "storage_error")
+            hosted.committed = state
+            hosted.retry_at, hosted.backoff = None, 0.0
         async with hosted.lock:
             await self._say(hosted.platform, hosted.room, outcome.actions, hosted)
         return outcome
 
-    async def _reload(self, hosted: Hosted) -> None:
-        """Replace a circle's in-memory state with its last committed state."""
-        row = await self.writer.call(self.store.circle_row, hosted.id)
-        if row is None or not row["state_json"] or row["state_json"] == "{}":
+    def _roll_back(self, hosted: Hosted) -> None:
+        """Put a circle back to its last committed state, at once (no database read needed)."""
+        if hosted.committed is None:  # it was never stored: it was never open
             self._forget(hosted)
             return
-        hosted.circle = Circle.restore(hosted.circle.script, json.loads(row["state_json"]))
+        hosted.circle = Circle.restore(hosted.circle.script, hosted.committed)
         if hosted.circle.status is CircleStatus.ENDED:
             self._forget(hosted)
             return
         self._circles[hosted.id] = hosted
         self._rooms[(hosted.platform, hosted.room)] = hosted
+        hosted.backoff = min(60.0, max(1.0, hosted.backoff * 2))
+        hosted.retry_at = self.clock.now() + hosted.backoff
         hosted.armed = None
         self._arm(hosted)
 
@@ -366,6 +415,9 @@ class Runtime:
                 for observer in self.observers:
                     observer(hosted, action)
             lines.extend(self.voice.render(action, hints))
+        await self._send(platform, room, lines)
+
+    async def _send(self, platform: str, room: str, lines: list[Line]) -> None:
         adapter = self.adapters.get(platform)
         if adapter is None or not lines:
             return
@@ -382,10 +434,5 @@ class Runtime:
 
     async def say_private(self, platform: str, room: str, to: str, key: str, **params: str) -> A.Outcome:
         """Say template ``key`` privately to ``to`` (help, the list of scripts)."""
-        adapter = self.adapters.get(platform)
-        if adapter is not None:
-            try:
-                await adapter.send(room, [Line(self.voice.say(key, **params), to=to)])
-            except Exception:
-                log.exception("sending to %s room %s failed", platform, room)
+        await self._send(platform, room, [Line(self.voice.say(key, **params), to=to)])
         return A.Outcome(True)

@@ -8,6 +8,7 @@ resumed circle is rebuilt from its own stored text.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +39,12 @@ class ScriptLibrary:
         return sorted(p.stem for p in self.root.glob("*.yaml"))
 
     def path_of(self, name: str) -> Path:
-        """The file for ``name``: a stem in the library, or a path to a .yaml file."""
-        candidate = Path(name)
-        if candidate.suffix in (".yaml", ".yml") and candidate.exists():
-            return candidate
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise ScriptError(name, 1, 1, f"no script called {name!r}; choose one of: {', '.join(self.names())}")
+        """The file for script ``name`` in the library. Names only: a chat command can never
+        reach a file outside the library (no paths, no ``..``)."""
         path = self.root / f"{name}.yaml"
-        if not path.exists():
-            raise ScriptError(name, 1, 1, f"no script called {name!r}; choose one of: {', '.join(self.names())}")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}", name) or not path.is_file():
+            choices = ", ".join(self.names())
+            raise ScriptError(name[:80], 1, 1, f"no script called {name[:80]!r}; choose one of: {choices}")
         return path
 
     def get(self, name: str) -> LoadedScript:
@@ -58,6 +56,14 @@ class ScriptLibrary:
             text = ""
         script = self.parse(text, str(path))
         return LoadedScript(path.stem, script, text, _sha256(text))
+
+    @classmethod
+    def for_script(cls, name_or_path: str) -> tuple[ScriptLibrary, str]:
+        """For the command line: a library and a name, from a name in sessions/ or a path to a file."""
+        candidate = Path(name_or_path)
+        if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+            return cls(candidate.resolve().parent), candidate.stem
+        return cls(), name_or_path
 
     def parse(self, text: str, path: str = "<stored script>") -> Script:
         """Parse script text, reusing an earlier parse of the same text."""

@@ -49,8 +49,13 @@ class Writer:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 await self.call(self.store.apply, [w for w, _ in batch])
-            except Exception as exc:  # the whole batch failed: every waiter hears why
-                for _, future in batch:
+            except Exception as exc:
+                # The whole batch failed: every waiter hears why. Writes still queued for the same
+                # circles were built on the failed state, so they fail too (their circles roll back).
+                failed = {w.circle_id for w, _ in batch}
+                stale = [(w, f) for w, f in self._pending if w.circle_id in failed]
+                self._pending = [(w, f) for w, f in self._pending if w.circle_id not in failed]
+                for _, future in batch + stale:
                     if not future.done():
                         future.set_exception(exc)
                 continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ from facilitator.storage.tables import (
 )
 
 DEFAULT_URL = "sqlite:///facilitator.db"
+
+log = logging.getLogger(__name__)
 
 attendance = Attendance.__table__  # type: ignore[attr-defined]
 audit = AuditEntry.__table__  # type: ignore[attr-defined]
@@ -127,8 +130,12 @@ class Store:
         self.engine = make_engine(url)
         with self.engine.begin() as conn:
             upgrade(conn)
+        # Caches, changed only once a transaction has committed (see apply): a rolled-back
+        # transaction must not leave a member id or a seat salt behind that the database lacks.
         self._member_ids: dict[str, int] = {}
         self._salts: dict[str, str] = {}
+        self._tx_members: dict[str, int] = {}
+        self._tx_salts: dict[str, str | None] = {}
 
     def close(self) -> None:
         """Release the connections."""
@@ -148,10 +155,9 @@ class Store:
         with self.engine.begin() as conn:
             row = conn.execute(select(groups.c.id).where(groups.c.platform == platform, groups.c.room == room)).first()
             if row is not None:
-                if name or region or sector:
-                    conn.execute(
-                        update(groups).where(groups.c.id == row[0]).values(name=name, region=region, sector=sector)
-                    )
+                given = {k: v for k, v in (("name", name), ("region", region), ("sector", sector)) if v}
+                if given:  # only what is said changes: naming a group keeps its region and sector
+                    conn.execute(update(groups).where(groups.c.id == row[0]).values(**given))
                 return int(row[0])
             result = conn.execute(
                 insert(groups).values(platform=platform, room=room, name=name, region=region, sector=sector)
@@ -191,7 +197,8 @@ class Store:
         found = []
         with self.engine.connect() as conn:
             for row in conn.execute(query):
-                self._salts[row.id] = row.seat_salt or ""
+                if row.seat_salt:
+                    self._salts[row.id] = row.seat_salt
                 found.append(
                     OpenCircle(
                         row.id,
@@ -209,11 +216,26 @@ class Store:
 
     def apply(self, writes: Sequence[Write]) -> None:
         """Write a batch of accepted events in one transaction (all or nothing)."""
-        with self.engine.begin() as conn:
-            for write in writes:
-                self._apply_one(conn, write)
+        self._tx_members, self._tx_salts = {}, {}
+        try:
+            with self.engine.begin() as conn:
+                for write in writes:
+                    self._apply_one(conn, write)
+        finally:
+            members, salts = self._tx_members, self._tx_salts
+            self._tx_members, self._tx_salts = {}, {}
+        # Committed: now the caches may learn what the transaction did.
+        self._member_ids.update(members)
+        for circle_id, salt in salts.items():
+            if salt is None:
+                self._salts.pop(circle_id, None)
+            else:
+                self._salts[circle_id] = salt
         if any(w.status == "ended" for w in writes):
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except Exception:  # the batch is kept; the next ended circle checkpoints again
+                log.warning("WAL checkpoint after a circle ended did not complete", exc_info=True)
 
     def checkpoint(self) -> None:
         """Fold the SQLite WAL back into the database file and empty it.
@@ -224,7 +246,9 @@ class Store:
         """
         if self.engine.dialect.name == "sqlite":
             with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+            if busy is not None and busy[0]:
+                log.warning("WAL checkpoint was blocked by a reader; it will be retried when the next circle ends")
 
     def _apply_one(self, conn: Connection, write: Write) -> None:
         if write.new is not None:
@@ -248,7 +272,7 @@ class Store:
             values["seat_salt"] = None
         conn.execute(update(circles).where(circles.c.id == write.circle_id).values(**values))
         if ended:
-            self._salts.pop(write.circle_id, None)
+            self._tx_salts[write.circle_id] = None
 
     def _create_circle(self, conn: Connection, write: Write) -> None:
         new = write.new
@@ -270,7 +294,7 @@ class Store:
                 state_json="{}",
             )
         )
-        self._salts[new.id] = new.seat_salt
+        self._tx_salts[new.id] = new.seat_salt
 
     def _record(self, conn: Connection, write: Write, record: A.Record) -> None:
         cid = write.circle_id
@@ -297,16 +321,16 @@ class Store:
                     circle_id=cid,
                     member_id=member_id,
                     anonymous=record.anonymous,
-                    seat=self._seat(cid, record.member),
+                    seat=self._seat(conn, cid, record.member),
                     joined_at=record.at,
                 )
             )
         elif isinstance(record, A.AttendanceEnded):
-            conn.execute(update(attendance).where(*self._open_seat(cid, record.member)).values(left_at=record.at))
+            conn.execute(update(attendance).where(*self._open_seat(conn, cid, record.member)).values(left_at=record.at))
         elif isinstance(record, A.TurnRecorded):
             column = attendance.c.turns_passed if record.outcome == "passed" else attendance.c.turns_spoken
             conn.execute(
-                update(attendance).where(*self._open_seat(cid, record.member)).values({column.name: column + 1})
+                update(attendance).where(*self._open_seat(conn, cid, record.member)).values({column.name: column + 1})
             )
         elif isinstance(record, A.PromptUsed):
             conn.execute(
@@ -322,14 +346,20 @@ class Store:
                 )
             )
 
-    def _seat(self, circle_id: str, member: str) -> str:
-        return seat_of(self._salts.get(circle_id, ""), member)
+    def _seat(self, conn: Connection, circle_id: str, member: str) -> str:
+        salt = self._tx_salts.get(circle_id) or self._salts.get(circle_id)
+        if salt is None:
+            salt = conn.execute(select(circles.c.seat_salt).where(circles.c.id == circle_id)).scalar()
+            if not salt:
+                raise RuntimeError(f"circle {circle_id} has no seat salt: it has ended, or is not stored")
+            self._tx_salts[circle_id] = salt
+        return seat_of(salt, member)
 
-    def _open_seat(self, circle_id: str, member: str) -> tuple[Any, ...]:
+    def _open_seat(self, conn: Connection, circle_id: str, member: str) -> tuple[Any, ...]:
         """Where-clauses for the open attendance row of ``member`` in a circle."""
         return (
             attendance.c.circle_id == circle_id,
-            attendance.c.seat == self._seat(circle_id, member),
+            attendance.c.seat == self._seat(conn, circle_id, member),
             attendance.c.left_at.is_(None),
         )
 
@@ -340,7 +370,7 @@ class Store:
         return self._member_id(conn, record.member, write.platform, record.name, record.at)
 
     def _member_id(self, conn: Connection, key: str, platform: str, name: str | None, at: float) -> int:
-        cached = self._member_ids.get(key)
+        cached = self._tx_members.get(key) or self._member_ids.get(key)
         if cached is not None and name is None:
             return cached
         row = conn.execute(select(members.c.id, members.c.display_name).where(members.c.key == key)).first()
@@ -351,7 +381,7 @@ class Store:
             member_id = int(row.id)
             if name is not None and row.display_name != name:
                 conn.execute(update(members).where(members.c.id == member_id).values(display_name=name))
-        self._member_ids[key] = member_id
+        self._tx_members[key] = member_id
         return member_id
 
     # ------------------------------------------------------------------ reading records
