@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.console import ConsoleAdapter
+from adapters.console import ConsoleAdapter, member_id
 from facilitator.runtime.clock import ManualClock
-from facilitator.runtime.host import Runtime
+from facilitator.runtime.host import Hosted, Runtime
 from facilitator.storage.store import Store
 
 
@@ -38,6 +38,21 @@ async def make_host(db_url: str, clock: ManualClock, out: object = None) -> Host
     await runtime.start()
     await runtime.settle()
     return Host(runtime, store, clock, console)
+
+
+async def in_the_check_in_round(host: Host, people: tuple[str, ...] = ("Ada", "Bea")) -> Hosted:
+    """Fran opens check-in-30, ``people`` join and consent, and the check-in round begins (Ada holds)."""
+    c = host.console
+    await c.say("Fran", "start check-in-30")
+    for name in people:
+        await c.say(name, "join")
+        await c.say(name, "consent")
+    await c.say("Fran", "begin")
+    host.clock.advance(120)  # the welcome and the agreement
+    await host.runtime.settle()
+    hosted = host.runtime.circle_in("console", "room-1")
+    assert hosted is not None and hosted.circle.holder == member_id(people[0])
+    return hosted
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from facilitator.storage.store import consent as consent_table
-from tests.conftest import Host
+from tests.conftest import Host, in_the_check_in_round
 
 
 async def run_whole_circle(host: Host, room_people: list[str]) -> str:
@@ -168,15 +168,7 @@ async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(
     host: Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     c = host.console
-    await c.say("Fran", "start check-in-30")
-    for name in ("Ada", "Bea"):
-        await c.say(name, "join")
-        await c.say(name, "consent")
-    await c.say("Fran", "begin")
-    host.clock.advance(120)
-    await host.runtime.settle()
-    hosted = host.runtime.circle_in("console", "room-1")
-    assert hosted is not None and hosted.circle.holder == "console:ada"
+    hosted = await in_the_check_in_round(host)
     said_before = len(c.transcript)
 
     real_apply = host.store.apply
@@ -191,8 +183,8 @@ async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(
     assert [(line.to, line.plain()) for line in new_lines] == [
         ("console:ada", "Sorry: that could not be saved just now, so nothing changed. Please try again in a moment.")
     ]
-    hosted = host.runtime.circle_in("console", "room-1")
-    assert hosted is not None and hosted.circle.holder == "console:ada"  # the piece did not move
+    after = host.runtime.circle_in("console", "room-1")
+    assert after is not None and after.circle.holder == "console:ada"  # the piece did not move
 
     monkeypatch.setattr(host.store, "apply", real_apply)
     assert (await c.say("Ada", "done")).accepted  # once the database is back, it works
@@ -203,15 +195,7 @@ async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(
 async def test_an_event_just_after_a_deadline_meets_the_circle_as_it_is_now(host: Host) -> None:
     """The turn ran out a moment ago and the timer has not fired yet: a pause freezes the next turn."""
     c = host.console
-    await c.say("Fran", "start check-in-30")
-    for name in ("Ada", "Bea"):
-        await c.say(name, "join")
-        await c.say(name, "consent")
-    await c.say("Fran", "begin")
-    host.clock.advance(120)
-    await host.runtime.settle()
-    hosted = host.runtime.circle_in("console", "room-1")
-    assert hosted is not None and hosted.circle.holder == "console:ada"
+    hosted = await in_the_check_in_round(host)
     host.clock.advance(90 + 10)  # Ada's 90 s ran out 10 s ago; no settle: the timer has not fired
     await c.say("Fran", "pause")
     said = host.said()

@@ -10,23 +10,12 @@ import pytest
 from facilitator.runtime.dblock import DatabaseInUse
 from facilitator.runtime.host import Runtime
 from facilitator.storage.store import Store
-from tests.conftest import Host
-
-
-async def two_people_in_the_round(host: Host) -> None:
-    c = host.console
-    await c.say("Fran", "start check-in-30")
-    for name in ("Ada", "Bea", "Cy"):
-        await c.say(name, "join")
-        await c.say(name, "consent")
-    await c.say("Fran", "begin")
-    host.clock.advance(120)
-    await host.runtime.settle()
+from tests.conftest import Host, in_the_check_in_round
 
 
 async def test_events_built_on_a_failed_write_are_rolled_back_too(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ada's done fails slowly while Bea passes on top of it: both are undone, both are told, the room hears nothing."""
-    await two_people_in_the_round(host)
+    await in_the_check_in_round(host, ("Ada", "Bea", "Cy"))
     c = host.console
     gate = threading.Event()
     real_apply = host.store.apply
@@ -62,7 +51,7 @@ async def test_events_built_on_a_failed_write_are_rolled_back_too(host: Host, mo
 async def test_a_failing_timer_backs_off_quietly_and_carries_on_when_storage_is_back(
     host: Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await two_people_in_the_round(host)
+    await in_the_check_in_round(host, ("Ada", "Bea", "Cy"))
     calls = 0
     real_apply = host.store.apply
 
