@@ -134,3 +134,17 @@ def test_diagram_is_a_mermaid_state_diagram_of_every_status():
     assert "paused --> running: Resume" in text
     assert any(line.strip().startswith("running --> ended:") and "End" in line for line in lines)
     assert "ended --> [*]" in text
+
+
+def test_the_snapshot_has_every_field_of_the_state():
+    """to_dict is written out by hand for speed: it must not forget a field added later."""
+    import dataclasses
+
+    from facilitator.engine.state import CircleState, Participant, RoundState
+
+    state = CircleState(participants={"a": Participant("a", "A", False)}, round=RoundState(1, ["a"]))
+    data = state.to_dict()
+    assert set(data) == {f.name for f in dataclasses.fields(CircleState)}
+    assert set(data["participants"]["a"]) == {f.name for f in dataclasses.fields(Participant)}
+    assert set(data["round"]) == {f.name for f in dataclasses.fields(RoundState)}
+    assert data == dataclasses.asdict(state) | {"status": "new", "prompts": {}}

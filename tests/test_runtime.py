@@ -168,7 +168,7 @@ async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(
     host: Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     c = host.console
-    hosted = await in_the_check_in_round(host)
+    await in_the_check_in_round(host)
     said_before = len(c.transcript)
 
     real_apply = host.store.apply

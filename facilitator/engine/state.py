@@ -71,11 +71,42 @@ class CircleState:
     started_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy."""
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["prompts"] = {str(k): asdict(v) for k, v in self.prompts.items()}
-        return data
+        """A JSON-ready copy (written out field by field: it runs for every accepted event)."""
+        rnd = self.round
+        return {
+            "status": self.status.value,
+            "facilitators": list(self.facilitators),
+            "participants": {
+                k: {
+                    "id": p.id,
+                    "name": p.name,
+                    "anonymous": p.anonymous,
+                    "state": p.state,
+                    "consented": p.consented,
+                    "order": p.order,
+                    "roles": list(p.roles),
+                }
+                for k, p in self.participants.items()
+            },
+            "joins": self.joins,
+            "seed": self.seed,
+            "prompts": {str(k): asdict(v) for k, v in self.prompts.items()},
+            "phase": self.phase,
+            "ends_at": self.ends_at,
+            "reminders": list(self.reminders),
+            "paused_at": self.paused_at,
+            "round": None
+            if rnd is None
+            else {
+                "number": rnd.number,
+                "queue": list(rnd.queue),
+                "holder": rnd.holder,
+                "waiting": list(rnd.waiting),
+                "free_nudged": rnd.free_nudged,
+                "members": list(rnd.members),
+            },
+            "started_at": self.started_at,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CircleState:

@@ -24,6 +24,16 @@ from sqlalchemy.pool import StaticPool
 
 from facilitator.engine import actions as A
 from facilitator.storage.migrate import upgrade
+from facilitator.storage.statements import (
+    COUNT_PASSED,
+    COUNT_SPOKEN,
+    END_ATTENDANCE,
+    INSERT_ATTENDANCE,
+    INSERT_AUDIT,
+    INSERT_CONSENT,
+    INSERT_PROMPT_USE,
+    Batch,
+)
 from facilitator.storage.tables import (
     Attendance,
     AuditEntry,
@@ -219,8 +229,10 @@ class Store:
         self._tx_members, self._tx_salts = {}, {}
         try:
             with self.engine.begin() as conn:
+                batch = Batch()
                 for write in writes:
-                    self._apply_one(conn, write)
+                    self._apply_one(conn, batch, write)
+                batch.run(conn)
         finally:
             members, salts = self._tx_members, self._tx_salts
             self._tx_members, self._tx_salts = {}, {}
@@ -250,27 +262,32 @@ class Store:
             if busy is not None and busy[0]:
                 log.warning("WAL checkpoint was blocked by a reader; it will be retried when the next circle ends")
 
-    def _apply_one(self, conn: Connection, write: Write) -> None:
+    def _apply_one(self, conn: Connection, batch: Batch, write: Write) -> None:
         if write.new is not None:
             self._create_circle(conn, write)
         ended = write.status == "ended"
-        state = _scrubbed(write.state) if ended else write.state
-        values: dict[str, Any] = {
-            "status": write.status,
-            "state_json": json.dumps(state, separators=(",", ":")),
-            "next_deadline": write.next_deadline,
-            "updated_at": write.at,
-        }
+        started_at = ended_at = None
         for record in write.records:
             if isinstance(record, A.CircleStarted):
-                values["started_at"] = record.at
+                started_at = record.at
             elif isinstance(record, A.CircleFinished):
-                values["ended_at"] = record.at
+                ended_at = record.at
             else:
-                self._record(conn, write, record)
-        if ended:
-            values["seat_salt"] = None
-        conn.execute(update(circles).where(circles.c.id == write.circle_id).values(**values))
+                self._record(conn, batch, write, record)
+        state = _scrubbed(write.state) if ended else write.state
+        batch.circle(
+            write.circle_id,
+            {
+                "b_id": write.circle_id,
+                "b_status": write.status,
+                "b_state": json.dumps(state, separators=(",", ":")),
+                "b_deadline": write.next_deadline,
+                "b_at": write.at,
+                "b_started": started_at,
+                "b_ended": ended_at,
+                "b_drop_salt": ended,
+            },
+        )
         if ended:
             self._tx_salts[write.circle_id] = None
 
@@ -296,55 +313,57 @@ class Store:
         )
         self._tx_salts[new.id] = new.seat_salt
 
-    def _record(self, conn: Connection, write: Write, record: A.Record) -> None:
+    def _record(self, conn: Connection, batch: Batch, write: Write, record: A.Record) -> None:
         cid = write.circle_id
         if isinstance(record, A.ConsentGiven):
-            member_id = self._named_member(conn, write, record)
-            conn.execute(
-                insert(consent).values(
-                    member_id=member_id,
-                    anonymous=record.anonymous,
-                    scope="attendance",
-                    decision="given",
-                    text_hash=record.text_hash,
-                    text_version=record.version,
-                    at=record.at,
-                    circle_id=cid,
-                    group_id=write.group_id,
-                    via=write.platform,
-                )
+            batch.add(
+                INSERT_CONSENT,
+                {
+                    "member_id": self._named_member(conn, write, record),
+                    "anonymous": record.anonymous,
+                    "scope": "attendance",
+                    "decision": "given",
+                    "text_hash": record.text_hash,
+                    "text_version": record.version,
+                    "at": record.at,
+                    "circle_id": cid,
+                    "group_id": write.group_id,
+                    "via": write.platform,
+                },
             )
         elif isinstance(record, A.AttendanceStarted):
-            member_id = self._named_member(conn, write, record)
-            conn.execute(
-                insert(attendance).values(
-                    circle_id=cid,
-                    member_id=member_id,
-                    anonymous=record.anonymous,
-                    seat=self._seat(conn, cid, record.member),
-                    joined_at=record.at,
-                )
+            batch.add(
+                INSERT_ATTENDANCE,
+                {
+                    "circle_id": cid,
+                    "member_id": self._named_member(conn, write, record),
+                    "anonymous": record.anonymous,
+                    "seat": self._seat(conn, cid, record.member),
+                    "joined_at": record.at,
+                    "left_at": None,
+                    "turns_spoken": 0,
+                    "turns_passed": 0,
+                },
             )
         elif isinstance(record, A.AttendanceEnded):
-            conn.execute(update(attendance).where(*self._open_seat(conn, cid, record.member)).values(left_at=record.at))
+            seat = self._seat(conn, cid, record.member)
+            batch.add(END_ATTENDANCE, {"b_circle": cid, "b_seat": seat, "b_at": record.at})
         elif isinstance(record, A.TurnRecorded):
-            column = attendance.c.turns_passed if record.outcome == "passed" else attendance.c.turns_spoken
-            conn.execute(
-                update(attendance).where(*self._open_seat(conn, cid, record.member)).values({column.name: column + 1})
-            )
+            statement = COUNT_PASSED if record.outcome == "passed" else COUNT_SPOKEN
+            batch.add(statement, {"b_circle": cid, "b_seat": self._seat(conn, cid, record.member)})
         elif isinstance(record, A.PromptUsed):
-            conn.execute(
-                insert(prompt_use).values(
-                    group_id=write.group_id, bank=record.bank, prompt_id=record.prompt_id, at=record.at
-                )
-            )
+            row = {"group_id": write.group_id, "bank": record.bank, "prompt_id": record.prompt_id, "at": record.at}
+            batch.add(INSERT_PROMPT_USE, row)
         elif isinstance(record, A.Audit):
             actor = self._member_id(conn, record.actor, write.platform, None, record.at)
-            conn.execute(
-                insert(audit).values(
-                    circle_id=cid, actor_id=actor, action=record.action, detail=record.detail, at=record.at
-                )
-            )
+            row = {
+                "circle_id": cid,
+                "actor_id": actor,
+                "action": record.action,
+                "detail": record.detail,
+                "at": record.at,
+            }
+            batch.add(INSERT_AUDIT, row)
 
     def _seat(self, conn: Connection, circle_id: str, member: str) -> str:
         salt = self._tx_salts.get(circle_id) or self._salts.get(circle_id)
@@ -354,14 +373,6 @@ class Store:
                 raise RuntimeError(f"circle {circle_id} has no seat salt: it has ended, or is not stored")
             self._tx_salts[circle_id] = salt
         return seat_of(salt, member)
-
-    def _open_seat(self, conn: Connection, circle_id: str, member: str) -> tuple[Any, ...]:
-        """Where-clauses for the open attendance row of ``member`` in a circle."""
-        return (
-            attendance.c.circle_id == circle_id,
-            attendance.c.seat == self._seat(conn, circle_id, member),
-            attendance.c.left_at.is_(None),
-        )
 
     def _named_member(self, conn: Connection, write: Write, record: A.ConsentGiven | A.AttendanceStarted) -> int | None:
         """The member row for a named person; None for an anonymous one (never stored)."""

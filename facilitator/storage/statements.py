@@ -1,0 +1,84 @@
+"""The store's write statements, built once, and a batch that runs them grouped.
+
+Building a statement per row (``update(t).where(...).values(...)``) makes SQLAlchemy coerce,
+bind and cache-key it every time, which costs far more than the database running it. These
+statements take their values at execution, so a batch of like rows runs as one
+``executemany``; :class:`Batch` keeps the order of the rows and groups consecutive rows for
+the same statement (an attendance row is always inserted before its turns are counted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, bindparam, case, func, insert, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert, Update
+
+from facilitator.storage.tables import Attendance, AuditEntry, CircleRow, ConsentEntry, PromptUse
+
+attendance = Attendance.__table__  # type: ignore[attr-defined]
+audit = AuditEntry.__table__  # type: ignore[attr-defined]
+circles = CircleRow.__table__  # type: ignore[attr-defined]
+consent = ConsentEntry.__table__  # type: ignore[attr-defined]
+prompt_use = PromptUse.__table__  # type: ignore[attr-defined]
+
+_OPEN_SEAT = (
+    attendance.c.circle_id == bindparam("b_circle"),
+    attendance.c.seat == bindparam("b_seat"),
+    attendance.c.left_at.is_(None),
+)
+
+UPDATE_CIRCLE: Update = (
+    update(circles)
+    .where(circles.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        state_json=bindparam("b_state"),
+        next_deadline=bindparam("b_deadline"),
+        updated_at=bindparam("b_at"),
+        started_at=func.coalesce(bindparam("b_started"), circles.c.started_at),
+        ended_at=func.coalesce(bindparam("b_ended"), circles.c.ended_at),
+        seat_salt=case((bindparam("b_drop_salt", type_=Boolean), None), else_=circles.c.seat_salt),
+    )
+)
+"""A circle's new state; started/ended times only when given; the seat salt dropped at the end."""
+
+INSERT_CONSENT: Insert = insert(consent)
+INSERT_ATTENDANCE: Insert = insert(attendance)
+INSERT_PROMPT_USE: Insert = insert(prompt_use)
+INSERT_AUDIT: Insert = insert(audit)
+END_ATTENDANCE: Update = update(attendance).where(*_OPEN_SEAT).values(left_at=bindparam("b_at"))
+COUNT_SPOKEN: Update = update(attendance).where(*_OPEN_SEAT).values(turns_spoken=attendance.c.turns_spoken + 1)
+COUNT_PASSED: Update = update(attendance).where(*_OPEN_SEAT).values(turns_passed=attendance.c.turns_passed + 1)
+
+
+class Batch:
+    """Rows to write, in order; consecutive rows for one statement run as one executemany."""
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[Insert | Update, list[dict[str, Any]]]] = []
+        self._circles: dict[str, dict[str, Any]] = {}
+
+    def add(self, statement: Insert | Update, row: dict[str, Any]) -> None:
+        """Queue ``row`` for ``statement`` after everything queued so far."""
+        if self._runs and self._runs[-1][0] is statement:
+            self._runs[-1][1].append(row)
+        else:
+            self._runs.append((statement, [row]))
+
+    def circle(self, circle_id: str, row: dict[str, Any]) -> None:
+        """A circle's new state; within one batch only its latest state is written."""
+        earlier = self._circles.get(circle_id)
+        if earlier is not None:  # keep times and the salt drop that an earlier event in the batch set
+            row["b_started"] = row["b_started"] or earlier["b_started"]
+            row["b_ended"] = row["b_ended"] or earlier["b_ended"]
+            row["b_drop_salt"] = row["b_drop_salt"] or earlier["b_drop_salt"]
+        self._circles[circle_id] = row
+
+    def run(self, conn: Connection) -> None:
+        """Execute everything queued, in order, then the circles' states."""
+        for statement, rows in self._runs:
+            conn.execute(statement, rows)
+        if self._circles:
+            conn.execute(UPDATE_CIRCLE, list(self._circles.values()))
