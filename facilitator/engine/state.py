@@ -8,7 +8,7 @@ times on the host's clock (seconds since the epoch), so a restarted host can re-
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -90,7 +90,10 @@ class CircleState:
             },
             "joins": self.joins,
             "seed": self.seed,
-            "prompts": {str(k): asdict(v) for k, v in self.prompts.items()},
+            "prompts": {
+                str(k): {"phase": v.phase, "text": v.text, "prompt_id": v.prompt_id, "bank": v.bank}
+                for k, v in self.prompts.items()
+            },
             "phase": self.phase,
             "ends_at": self.ends_at,
             "reminders": list(self.reminders),

@@ -9,6 +9,7 @@ the same statement (an attendance row is always inserted before its turns are co
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Boolean, bindparam, case, func, insert, update
@@ -53,6 +54,9 @@ COUNT_SPOKEN: Update = update(attendance).where(*_OPEN_SEAT).values(turns_spoken
 COUNT_PASSED: Update = update(attendance).where(*_OPEN_SEAT).values(turns_passed=attendance.c.turns_passed + 1)
 
 
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
 class Batch:
     """Rows to write, in order; consecutive rows for one statement run as one executemany."""
 
@@ -81,4 +85,7 @@ class Batch:
         for statement, rows in self._runs:
             conn.execute(statement, rows)
         if self._circles:
-            conn.execute(UPDATE_CIRCLE, list(self._circles.values()))
+            rows = list(self._circles.values())
+            for row in rows:
+                row["b_state"] = _encode(row["b_state"])
+            conn.execute(UPDATE_CIRCLE, rows)

@@ -142,9 +142,9 @@ class Store:
             upgrade(conn)
         # Caches, changed only once a transaction has committed (see apply): a rolled-back
         # transaction must not leave a member id or a seat salt behind that the database lacks.
-        self._member_ids: dict[str, int] = {}
+        self._member_ids: dict[str, tuple[int, str | None]] = {}
         self._salts: dict[str, str] = {}
-        self._tx_members: dict[str, int] = {}
+        self._tx_members: dict[str, tuple[int, str | None]] = {}
         self._tx_salts: dict[str, str | None] = {}
 
     def close(self) -> None:
@@ -280,7 +280,7 @@ class Store:
             {
                 "b_id": write.circle_id,
                 "b_status": write.status,
-                "b_state": json.dumps(state, separators=(",", ":")),
+                "b_state": state,  # encoded once per circle per batch, in Batch.run
                 "b_deadline": write.next_deadline,
                 "b_at": write.at,
                 "b_started": started_at,
@@ -381,18 +381,21 @@ class Store:
         return self._member_id(conn, record.member, write.platform, record.name, record.at)
 
     def _member_id(self, conn: Connection, key: str, platform: str, name: str | None, at: float) -> int:
+        """The member row for ``key``, created if new; its display name kept up to date."""
         cached = self._tx_members.get(key) or self._member_ids.get(key)
-        if cached is not None and name is None:
-            return cached
+        if cached is not None and (name is None or cached[1] == name):
+            return cached[0]
         row = conn.execute(select(members.c.id, members.c.display_name).where(members.c.key == key)).first()
         if row is None:
             result = conn.execute(insert(members).values(key=key, platform=platform, display_name=name, created_at=at))
             member_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            shown = name
         else:
-            member_id = int(row.id)
-            if name is not None and row.display_name != name:
+            member_id, shown = int(row.id), row.display_name
+            if name is not None and shown != name:
                 conn.execute(update(members).where(members.c.id == member_id).values(display_name=name))
-        self._tx_members[key] = member_id
+                shown = name
+        self._tx_members[key] = (member_id, shown)
         return member_id
 
     # ------------------------------------------------------------------ reading records
