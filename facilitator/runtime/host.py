@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import logging
 import random
@@ -40,6 +41,19 @@ from facilitator.storage.store import NewCircle, Store, Write
 from facilitator.voice import Line, Voice
 
 log = logging.getLogger(__name__)
+
+GC_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Collect garbage less often once the host is up: a process holding thousands of circles
+    otherwise spends a large share of every event in the collector (measured: about half the
+    event loop's time at 1,000 circles). Long-lived objects made at start-up are frozen out of
+    collection; reference counting still frees everything else at once."""
+    gc.freeze()
+    if gc.get_threshold()[0] < GC_THRESHOLD:
+        gc.set_threshold(GC_THRESHOLD, 20, 100)
+
 
 Observer = Callable[["Hosted", A.Action], None]
 
@@ -111,6 +125,7 @@ class Runtime:
         self._lock.acquire()
         if self._resume:
             await self.resume_all()
+        tune_gc()
         self._scheduler = asyncio.get_running_loop().create_task(self._run_scheduler())
         for adapter in self.adapters.values():
             await adapter.connect(self)

@@ -9,10 +9,10 @@ the same statement (an attendance row is always inserted before its turns are co
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from sqlalchemy import Boolean, bindparam, case, func, insert, update
+import orjson
+from sqlalchemy import Boolean, bindparam, case, func, insert, literal_column, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert, Update
 
@@ -50,11 +50,17 @@ INSERT_ATTENDANCE: Insert = insert(attendance)
 INSERT_PROMPT_USE: Insert = insert(prompt_use)
 INSERT_AUDIT: Insert = insert(audit)
 END_ATTENDANCE: Update = update(attendance).where(*_OPEN_SEAT).values(left_at=bindparam("b_at"))
-COUNT_SPOKEN: Update = update(attendance).where(*_OPEN_SEAT).values(turns_spoken=attendance.c.turns_spoken + 1)
-COUNT_PASSED: Update = update(attendance).where(*_OPEN_SEAT).values(turns_passed=attendance.c.turns_passed + 1)
+COUNT_SPOKEN: Update = (
+    update(attendance).where(*_OPEN_SEAT).values(turns_spoken=attendance.c.turns_spoken + literal_column("1"))
+)
+COUNT_PASSED: Update = (
+    update(attendance).where(*_OPEN_SEAT).values(turns_passed=attendance.c.turns_passed + literal_column("1"))
+)
 
 
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+def _encode(state: dict[str, Any]) -> str:
+    """Compact JSON (orjson: a fraction of the stdlib's time, on the hot path of every batch)."""
+    return orjson.dumps(state).decode("utf-8")
 
 
 class Batch:
@@ -83,9 +89,33 @@ class Batch:
     def run(self, conn: Connection) -> None:
         """Execute everything queued, in order, then the circles' states."""
         for statement, rows in self._runs:
-            conn.execute(statement, rows)
+            _execute_many(conn, statement, rows)
         if self._circles:
             rows = list(self._circles.values())
             for row in rows:
                 row["b_state"] = _encode(row["b_state"])
-            conn.execute(UPDATE_CIRCLE, rows)
+            _execute_many(conn, UPDATE_CIRCLE, rows)
+
+
+_COMPILED: dict[tuple[str, int, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _execute_many(conn: Connection, statement: Insert | Update, rows: list[dict[str, Any]]) -> None:
+    """Run ``statement`` for every row as one DB-API executemany.
+
+    The statement is compiled once per dialect and set of columns; the rows go to the driver as
+    they are. (``conn.execute(statement, rows)`` would build each row's parameters in Python,
+    which costs more than SQLite writing the row.) Every row of one statement has the same keys.
+    """
+    keys = tuple(rows[0])
+    cache_key = (conn.dialect.name, id(statement), keys)
+    compiled = _COMPILED.get(cache_key)
+    if compiled is None:
+        form = statement.compile(dialect=conn.dialect, column_keys=list(keys))
+        order = tuple(form.positiontup) if form.positional and form.positiontup is not None else None
+        compiled = _COMPILED[cache_key] = (str(form), order)
+    sql, order = compiled
+    if order is None:
+        conn.exec_driver_sql(sql, rows)
+    else:
+        conn.exec_driver_sql(sql, [tuple(row[name] for name in order) for row in rows])

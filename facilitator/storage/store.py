@@ -12,12 +12,12 @@ works, PostgreSQL included. The schema comes from Alembic migrations, run at ope
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
@@ -218,7 +218,7 @@ class Store:
                         row.script_name,
                         row.script_text,
                         row.script_hash,
-                        json.loads(row.state_json),
+                        orjson.loads(row.state_json),
                         row.updated_at,
                     )
                 )
