@@ -140,11 +140,17 @@ def test_the_snapshot_has_every_field_of_the_state():
     """to_dict is written out by hand for speed: it must not forget a field added later."""
     import dataclasses
 
+    from facilitator.engine.events import PhasePrompt
     from facilitator.engine.state import CircleState, Participant, RoundState
 
-    state = CircleState(participants={"a": Participant("a", "A", False)}, round=RoundState(1, ["a"]))
+    state = CircleState(
+        participants={"a": Participant("a", "A", False)},
+        round=RoundState(1, ["a"]),
+        prompts={2: PhasePrompt(2, "How are you?", "p1", "check-in")},
+    )
     data = state.to_dict()
     assert set(data) == {f.name for f in dataclasses.fields(CircleState)}
     assert set(data["participants"]["a"]) == {f.name for f in dataclasses.fields(Participant)}
     assert set(data["round"]) == {f.name for f in dataclasses.fields(RoundState)}
-    assert data == dataclasses.asdict(state) | {"status": "new", "prompts": {}}
+    assert set(data["prompts"]["2"]) == {f.name for f in dataclasses.fields(PhasePrompt)}
+    assert data == dataclasses.asdict(state) | {"status": "new", "prompts": {"2": dataclasses.asdict(state.prompts[2])}}
