@@ -2,32 +2,37 @@
 
 Run ``python -m bench.circles --circles 1000`` (or ``--circles 10000``); ``--out
 docs/benchmarks.md`` writes the figures into that file's section for this benchmark, keeping
-the figures of other circle counts already there, so the 1,000 and 10,000 runs sit side by
-side. Stages, all in one process, one :class:`Runtime` over one SQLite file (WAL,
-``synchronous=NORMAL``), the real :class:`SystemClock` and the real scheduler task:
+the other runs already there (a column per circle count, code version and variant, a table per
+code version: the last commit that changed facilitator/ or adapters/). Stages, all in one
+process, one :class:`Runtime` over one SQLite file (WAL, ``synchronous=NORMAL``), the real
+:class:`SystemClock` and the real scheduler task:
 
 0. **Baselines**, measured in this run so the comparison is fair: raw ``sqlite3``
    single-row transactions per second (WAL, ``synchronous=NORMAL``, same directory as the
-   database) and 10,000 bare ``loop.call_at`` timers' lateness.
+   database), 10,000 bare ``loop.call_at`` timers' lateness, and a CPU check (a fixed
+   Python loop: shared machines vary from run to run).
 1. **Setup**: N circles, each in its own console room, opened from a script derived from
    ``check-in-30`` (written to a temp dir), then P participants each ``join`` and
    ``consent``; every command goes through :func:`facilitator.front.handle_command`, as
    typed in chat. The bot's words are rendered and written by a :class:`ConsoleAdapter`
    to ``os.devnull`` (rendering is part of the real cost).
 2. **Timers alone**: every circle is begun in one burst; each starts with an announce
-   phase of a few seconds, so N deadlines fall in a window as wide as the burst and fire
-   with nothing else going on. Lateness is ``runtime.lateness`` (scheduler wake-up minus
-   deadline) and, end to end, deadline to the next phase's message being committed and said.
-3. **Sustained load** (closed loop): ``--concurrency`` tasks, each owning N/C circles,
-   submit ``Done`` (4 in 5) or ``Pass`` for the current holder with
-   ``runtime.submit``, which returns once the event is committed and sent. Events per
-   second and time-to-return p50/p99.
-4. **Paced load** (open loop) at ``--rate`` events a second (the 10,000/s target): an event
-   is due every 1/rate s and goes to the next idle circle (one in flight per circle);
-   latency counts from when it was due, so a backlog shows (no coordinated omission).
-5. **Timers under load**: the closed-loop load runs again while a facilitator in every
-   circle says ``next`` until the circle reaches a silence phase of a few seconds; the N
-   silence deadlines then fire while the load goes on.
+   phase a little longer than the burst, so N deadlines fall in a window as wide as the burst
+   (``--spread S`` adds 0 to S seconds by circle, to widen it) and fire with nothing else
+   going on. Lateness is ``runtime.lateness`` (scheduler wake-up
+   minus deadline) and, end to end, deadline to the next phase's words being committed and said.
+3. **Timers under load**: the closed-loop load of stage 4 runs while the facilitator of every
+   circle says ``next``, moving it to a silence phase of a few seconds (``--silence``); the
+   ``next`` are paced over four silences, so about a quarter of the circles are silent at any
+   moment and the load goes on in the rest while the N silence deadlines fire.
+4. **Sustained load** (closed loop): ``--concurrency`` tasks, each owning N/C circles,
+   submit ``Done`` (4 in 5) or ``Pass`` for the current holder with ``runtime.submit``,
+   which returns once the event is committed and sent. Events per second, time-to-return
+   p50/p99, events per commit, and the CPU the process and its two threads used.
+5. **Paced load** (open loop), at ``--rate`` events a second (the 10,000/s target), then at
+   half what stage 4 sustained: an event comes due every 1/rate s and goes to the next idle
+   circle (one in flight per circle); latency counts from when it came due, so a backlog
+   shows (no coordinated omission).
 6. **Memory**: RSS (``/proc/self/status`` VmRSS) after setup minus before, per circle;
    and ``tracemalloc`` of rebuilding a sample of circles from their stored state.
 7. **Resume**: stop the runtime, open a new :class:`Store` and :class:`Runtime` over the
@@ -49,11 +54,15 @@ import platform
 import random
 import re
 import shlex
+import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,8 +83,8 @@ from facilitator.voice import Line
 
 PLATFORM = "console"
 SCRIPT_NAME = "bench-circle"
-ROUNDS_BEFORE_SILENCE = 6
-ROUNDS_AFTER_SILENCE = 3
+ROUNDS_BEFORE_SILENCE = 1
+ROUNDS_AFTER_SILENCE = 6
 PASS_SHARE = 0.2
 
 TARGET_EVENTS_PER_SECOND = 10_000
@@ -93,8 +102,12 @@ HEADING = "## Many circles in one process (`bench/circles.py`)"
 
 def script_text(announce: int, silence: int) -> str:
     """A check-in-30-like script: a short announce (timer), long rounds, a short silence (timer)."""
-    rounds_a = "".join(_round(f"Check-in {k + 1}", "check-in" if k == 0 else None) for k in range(ROUNDS_BEFORE_SILENCE))
-    rounds_b = "".join(_round(f"Check-out {k + 1}", "check-out" if k == 0 else None) for k in range(ROUNDS_AFTER_SILENCE))
+    rounds_a = "".join(
+        _round(f"Check-in {k + 1}", "check-in" if k == 0 else None) for k in range(ROUNDS_BEFORE_SILENCE)
+    )
+    rounds_b = "".join(
+        _round(f"Check-out {k + 1}", "check-out" if k == 0 else None) for k in range(ROUNDS_AFTER_SILENCE)
+    )
     return f"""\
 title: Benchmark circle
 format: check-in
@@ -135,7 +148,7 @@ def _round(name: str, bank: str | None) -> str:
     prompt = f"    prompt: {{bank: {bank}}}\n" if bank else "    prompt: What is on your mind as we go round again?\n"
     return (
         f"  - kind: round\n    name: {name}\n    text: A minute or so each.\n{prompt}"
-        "    turn: 10m\n    remind_before: [\"1m\"]\n    rounds: 10\n    order: join\n"
+        '    turn: 10m\n    remind_before: ["1m"]\n    rounds: 10\n    order: join\n'
     )
 
 
@@ -155,6 +168,26 @@ class BenchConsole(ConsoleAdapter):
     def __init__(self, out: TextIO) -> None:
         super().__init__(out, room="bench", show_private=True)
         self.transcript = _NoTranscript()
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds used so far by the whole process, the event loop's thread and the database thread."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def of(tid: int) -> float:
+        try:
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+    times = os.times()
+    found = {"process": times.user + times.system, "event loop": of(threading.get_native_id())}
+    for thread in threading.enumerate():
+        if thread.name.startswith("facilitator-db") and thread.native_id is not None:
+            found["database thread"] = found.get("database thread", 0.0) + of(thread.native_id)
+    return found
 
 
 def rss_bytes() -> int:
@@ -183,6 +216,11 @@ def ms_summary(seconds: list[float]) -> dict[str, float]:
         "p99": pct(seconds, 99) * 1000,
         "max": (max(seconds) if seconds else math.nan) * 1000,
     }
+
+
+def script_name(variant: int) -> str:
+    """The benchmark script with announce phase ``--announce`` + ``variant`` seconds."""
+    return SCRIPT_NAME if variant == 0 else f"{SCRIPT_NAME}-{variant}"
 
 
 def room_of(index: int) -> str:
@@ -263,6 +301,18 @@ class TimerWatch:
 # ---------------------------------------------------------------------------- baselines
 
 
+def baseline_cpu() -> float:
+    """Seconds for a fixed pure-Python loop (5,000,000 additions): how fast this CPU is right now.
+
+    Shared virtual machines vary from run to run; this puts a run's figures in proportion.
+    """
+    start = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return time.perf_counter() - start
+
+
 def baseline_sqlite(directory: Path, seconds: float) -> float:
     """Raw sqlite3: single-row INSERT transactions per second (WAL, synchronous=NORMAL)."""
     path = directory / "baseline-sqlite.db"
@@ -327,6 +377,9 @@ class Options:
     out: Path | None
     seed: int
     command: str
+    spread: int = 0
+    temporary_db: bool = False
+    switch_interval: float | None = None
 
 
 class Bench:
@@ -341,7 +394,9 @@ class Bench:
         self.sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed in run()
         scripts = workdir / "scripts"
         scripts.mkdir(exist_ok=True)
-        (scripts / f"{SCRIPT_NAME}.yaml").write_text(script_text(opts.announce, opts.silence), encoding="utf-8")
+        for k in range(opts.spread + 1):
+            text = script_text(opts.announce + k, opts.silence)
+            (scripts / f"{script_name(k)}.yaml").write_text(text, encoding="utf-8")
         self.library_root = scripts
         self.url = f"sqlite:///{opts.db}"
         self.runtime: Runtime | None = None
@@ -366,9 +421,7 @@ class Bench:
 
     async def command(self, index: int, name: str, text: str) -> A.Outcome:
         """``name`` types ``text`` in circle ``index``'s room."""
-        return await handle_command(
-            self.rt, PLATFORM, room_of(index), member_id(name), name, text, resolve=member_id
-        )
+        return await handle_command(self.rt, PLATFORM, room_of(index), member_id(name), name, text, resolve=member_id)
 
     def hosted(self, index: int) -> Hosted:
         hosted = self.rt.circle_in(PLATFORM, room_of(index))
@@ -394,25 +447,36 @@ class Bench:
             self.results["rss_after_setup_mib"] = rss_after / 2**20
             self.results["memory_per_circle_kib"] = (rss_after - rss_before) / opts.circles / 1024
             await self.stage_timers_alone()
-            await self.stage_closed_loop("load", opts.duration)
-            await self.stage_paced()
             await self.stage_timers_under_load()
+            await self.stage_closed_loop("load", opts.duration)
+            await self.stage_paced("paced", opts.rate)
+            await self.stage_paced("paced_half", max(1.0, round(self.results["load"]["events_per_s"] / 2)))
             self.results["rss_after_load_mib"] = rss_bytes() / 2**20
             self.results["heap_entries"] = len(self.rt._heap)
             self.results["commits"] = self.rt.writer.commits
             await self.stage_resume()
         finally:
             reporter.cancel()
+            if self.runtime is not None:  # a stage failed: stop what runs before closing the sink
+                with contextlib.suppress(Exception):
+                    await self.runtime.stop()
+            if self.store is not None:
+                self.store.close()
             self.sink.close()
         return self.results
 
     async def stage_baselines(self) -> None:
         log("baselines: raw sqlite3 single-row commits, bare asyncio timers")
+        speed = baseline_cpu()
         rate = baseline_sqlite(self.opts.db.parent, 2.0)
         lateness = await baseline_timers(10_000, 1.0)
+        self.results["baseline_cpu_seconds"] = speed
         self.results["baseline_sqlite_commits_per_s"] = rate
         self.results["baseline_asyncio_timers"] = ms_summary(lateness)
-        log(f"  sqlite3 {rate:,.0f} commits/s; asyncio 10,000 timers p99 {pct(lateness, 99) * 1000:.2f} ms")
+        log(
+            f"  sqlite3 {rate:,.0f} commits/s; asyncio 10,000 timers p99 {pct(lateness, 99) * 1000:.2f} ms; "
+            f"CPU check {speed:.2f} s"
+        )
 
     async def stage_setup(self) -> None:
         opts = self.opts
@@ -424,7 +488,8 @@ class Bench:
 
         async def one(index: int) -> None:
             t0 = time.perf_counter()
-            outcome = await self.command(index, facilitator_of(index), f"start {SCRIPT_NAME}")
+            variant = script_name(index % (opts.spread + 1))
+            outcome = await self.command(index, facilitator_of(index), f"start {variant}")
             latencies.append(time.perf_counter() - t0)
             assert outcome.accepted, f"circle {index} did not open: {outcome.actions}"
             self.progress.done += 1
@@ -448,7 +513,8 @@ class Bench:
     async def stage_timers_alone(self) -> None:
         opts = self.opts
         n = opts.circles
-        log(f"timers alone: begin {n:,} circles in a burst, then their {opts.announce}s announce deadlines fire")
+        lengths = f"{opts.announce}s" if not opts.spread else f"{opts.announce}s to {opts.announce + opts.spread}s"
+        log(f"timers alone: begin {n:,} circles in a burst, then their {lengths} announce deadlines fire")
         self.rt.lateness = []
         self.watch.announce = []
         self.progress.begin("begin", n)
@@ -468,7 +534,7 @@ class Bench:
         overlap = max(0.0, time.time() - first_deadline)
         log(f"  begin burst {burst:.2f} s ({n / burst:,.0f}/s); waiting for the deadlines")
         self.progress.begin("announce timers fired", n)
-        limit = time.perf_counter() + opts.announce + 120
+        limit = time.perf_counter() + opts.announce + opts.spread + 120
         while len(self.watch.announce) < n and time.perf_counter() < limit:
             self.progress.done = len(self.watch.announce)
             await asyncio.sleep(0.05)
@@ -495,14 +561,14 @@ class Bench:
             return None
         return E.Pass(holder) if self.rng.random() < PASS_SHARE else E.Done(holder)
 
-    async def _drive(self, stop_at: float, latencies: list[float], counts: dict[str, int]) -> None:
-        """Closed loop: ``concurrency`` workers, each owning a slice of the circles."""
+    async def _drive(self, stop_at: Callable[[], float], latencies: list[float], counts: dict[str, int]) -> None:
+        """Closed loop: ``concurrency`` workers, each owning a slice of the circles, until ``stop_at()``."""
         n, workers = self.opts.circles, min(self.opts.concurrency, self.opts.circles)
         runtime = self.rt
 
         async def worker(w: int) -> None:
             mine = [self.hosted(i) for i in range(w, n, workers)]
-            while time.perf_counter() < stop_at:
+            while time.perf_counter() < stop_at():
                 idle = True
                 for hosted in mine:
                     event = self._event_for(hosted)
@@ -514,10 +580,10 @@ class Bench:
                     latencies.append(time.perf_counter() - t0)
                     counts["accepted" if outcome.accepted else "refused"] += 1
                     self.progress.done += 1
-                    if time.perf_counter() >= stop_at:
+                    if time.perf_counter() >= stop_at():
                         return
-                if idle:
-                    await asyncio.sleep(0.01)
+                if idle:  # every circle of this worker is in a phase without a holder
+                    await asyncio.sleep(0.1)
 
         await asyncio.gather(*(worker(w) for w in range(workers)))
 
@@ -528,10 +594,13 @@ class Bench:
         latencies: list[float] = []
         counts = {"accepted": 0, "refused": 0}
         commits0 = self.rt.writer.commits
+        cpu0 = thread_cpu()
         start = time.perf_counter()
-        await self._drive(start + duration, latencies, counts)
+        await self._drive(lambda: start + duration, latencies, counts)
         elapsed = time.perf_counter() - start
+        cpu = {name: (spent - cpu0.get(name, 0.0)) / elapsed for name, spent in thread_cpu().items()}
         self.results[key] = {
+            "cpu": cpu,
             "events": counts["accepted"],
             "refused": counts["refused"],
             "seconds": elapsed,
@@ -543,16 +612,17 @@ class Bench:
         log(
             f"  {r['events']:,} events in {elapsed:.1f} s: {r['events_per_s']:,.0f}/s; "
             f"latency p50 {r['latency']['p50']:.1f} ms p99 {r['latency']['p99']:.1f} ms; "
-            f"{r['batch']:.0f} events per commit"
+            f"{r['batch']:.0f} events per commit; CPU: "
+            + ", ".join(f"{name} {share:.2f}" for name, share in cpu.items())
         )
 
-    async def stage_paced(self) -> None:
+    async def stage_paced(self, key: str, rate: float) -> None:
         opts = self.opts
-        rate, duration, n = opts.rate, opts.duration, opts.circles
+        duration, n = opts.duration, opts.circles
         log(f"paced load: {rate:,.0f} events/s offered for {duration:.0f} s (one in flight per circle)")
         self.progress.begin("events")
         hosted = [self.hosted(i) for i in range(n)]
-        busy = [False] * n
+        idle: deque[int] = deque(range(n))
         latencies: list[float] = []
         counts = {"accepted": 0, "refused": 0, "no_idle_circle": 0}
         tasks: set[asyncio.Task[None]] = set()
@@ -562,38 +632,37 @@ class Bench:
             outcome = await runtime.submit(PLATFORM, hosted[index].room, event)
             latencies.append(time.perf_counter() - due)
             counts["accepted" if outcome.accepted else "refused"] += 1
-            busy[index] = False
+            idle.append(index)
             self.progress.done += 1
 
+        def next_event() -> tuple[int, E.Event] | None:
+            for _ in range(len(idle)):
+                index = idle.popleft()
+                event = self._event_for(hosted[index])
+                if event is not None:
+                    return index, event
+                idle.append(index)
+            return None
+
         loop = asyncio.get_running_loop()
-        cursor = 0
         issued = 0
         start = time.perf_counter()
         while (now := time.perf_counter()) - start < duration:
-            due_count = int((now - start) * rate) - issued
-            for _ in range(due_count):
+            for _ in range(int((now - start) * rate) - issued):
                 due = start + issued / rate
                 issued += 1
-                for _scan in range(n):
-                    index = cursor
-                    cursor = (cursor + 1) % n
-                    if busy[index]:
-                        continue
-                    event = self._event_for(hosted[index])
-                    if event is None:
-                        continue
-                    busy[index] = True
-                    task = loop.create_task(one(index, event, due))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                    break
-                else:
+                found = next_event()
+                if found is None:
                     counts["no_idle_circle"] += 1
+                    continue
+                task = loop.create_task(one(*found, due))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
             await asyncio.sleep(0.001)
         if tasks:
             await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
-        self.results["paced"] = {
+        self.results[key] = {
             "offered_per_s": rate,
             "events": counts["accepted"],
             "refused": counts["refused"],
@@ -602,17 +671,21 @@ class Bench:
             "events_per_s": counts["accepted"] / elapsed,
             "latency": ms_summary(latencies),
         }
-        r = self.results["paced"]
+        r = self.results[key]
         log(
             f"  {r['events']:,} events in {elapsed:.1f} s: {r['events_per_s']:,.0f}/s of {rate:,.0f}/s offered; "
             f"latency p50 {r['latency']['p50']:.1f} ms p99 {r['latency']['p99']:.1f} ms"
-            + (f"; {r['no_idle_circle']:,} due with every circle busy" if r["no_idle_circle"] else "")
+            + (f"; {r['no_idle_circle']:,} came due with every circle busy" if r["no_idle_circle"] else "")
         )
 
     async def stage_timers_under_load(self) -> None:
         opts = self.opts
         n = opts.circles
-        log(f"timers under load: 'next' to the {opts.silence}s silence in {n:,} circles while done/pass goes on")
+        window = max(4.0 * opts.silence, opts.duration)
+        log(
+            f"timers under load: 'next' to a {opts.silence}s silence in {n:,} circles, paced over {window:.0f} s, "
+            "while done/pass goes on in the others"
+        )
         self.rt.lateness = []
         self.watch.silence = []
         latencies: list[float] = []
@@ -631,10 +704,19 @@ class Bench:
                 steered.append(time.perf_counter() - t0)
                 assert outcome.accepted, f"next refused in circle {index}: {outcome.actions}"
 
+        # Circle k is steered at start + k * window / n: about silence/window of the circles are
+        # in their silence at any moment, and the load goes on in the rest.
+        loop = asyncio.get_running_loop()
         commits0 = self.rt.writer.commits
         start = time.perf_counter()
-        driving = asyncio.get_running_loop().create_task(self._drive_until(lambda: stop_at, latencies, counts))
-        await pool(range(n), max(1, opts.concurrency // 4), steer)
+        driving = loop.create_task(self._drive(lambda: stop_at, latencies, counts))
+        steering_tasks = []
+        for index in range(n):
+            delay = start + index * window / n - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            steering_tasks.append(loop.create_task(steer(index)))
+        await asyncio.gather(*steering_tasks)
         steering = time.perf_counter() - start
         log(f"  {len(steered):,} 'next' in {steering:.2f} s; waiting for the silence deadlines under load")
         limit = time.perf_counter() + opts.silence + 120
@@ -651,6 +733,7 @@ class Bench:
             "events_per_s": (counts["accepted"] + len(steered)) / elapsed,
             "latency": ms_summary(latencies),
             "steering_seconds": steering,
+            "window_seconds": window,
             "batch": (counts["accepted"] + len(steered)) / max(1, self.rt.writer.commits - commits0),
         }
         s = self.results["timers_under_load"]
@@ -660,14 +743,6 @@ class Bench:
             f"to message p99 {self.results['timers_under_load_e2e']['p99']:.1f} ms"
         )
         assert len(self.watch.silence) == n, f"only {len(self.watch.silence)} of {n} silences ended"
-
-    async def _drive_until(
-        self, stop_at: Callable[[], float], latencies: list[float], counts: dict[str, int]
-    ) -> None:
-        """:meth:`_drive`, with a stop time decided later (``math.inf`` until then)."""
-        while stop_at() == math.inf:
-            await self._drive(time.perf_counter() + 0.5, latencies, counts)
-        await self._drive(stop_at(), latencies, counts)
 
     async def stage_resume(self) -> None:
         n = self.opts.circles
@@ -743,7 +818,7 @@ def machine() -> dict[str, str]:
     }
 
 
-def _f(value: float, digits: int = 1) -> str:
+def _f(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:,.{digits}f}"
 
 
@@ -751,71 +826,137 @@ def _lat(s: dict[str, float]) -> str:
     return f"{_f(s['p50'])} / {_f(s['p99'])} / {_f(s['max'])}"
 
 
+def _cpu(cpu: dict[str, float] | None) -> str:
+    if not cpu:
+        return "n/a"
+    return f"{_f(cpu.get('process'), 2)} ({_f(cpu.get('event loop'), 2)} + {_f(cpu.get('database thread'), 2)})"
+
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
 def rows_for(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(metric, target, figure) rows for one run's results."""
-    load, paced, under = r["load"], r["paced"], r["load_during_timers"]
+    """(metric, target, figure) rows for one run's results; labels are the same for every run."""
+    load, paced, half, under = r["load"], r["paced"], r["paced_half"], r["load_during_timers"]
     n = r["circles"]
-    rows = [
-        ("Setup: open + join + consent (s)", "", f"{_f(r['setup_seconds'])} ({_f(r['setup_events_per_s'], 0)} commands/s)"),
-        ("Setup command latency p50 / p99 / max (ms)", "", _lat(r["setup_latency"])),
+    late_ok = TARGET_LATENESS_P99_MS
+    return [
+        (
+            "Setup: open + join + consent, as typed (s; commands/s)",
+            "",
+            f"{_f(r['setup_seconds'])} s ({_f(r['setup_events_per_s'], 0)}/s)",
+        ),
+        ("  setup command latency p50 / p99 / max (ms)", "", _lat(r["setup_latency"])),
         (
             "Sustained events/s, closed loop (events per commit)",
             f"≥ {TARGET_EVENTS_PER_SECOND:,}",
             f"{_f(load['events_per_s'], 0)} ({_f(load['batch'], 0)}) — "
             + _verdict(load["events_per_s"] >= TARGET_EVENTS_PER_SECOND),
         ),
-        (f"Event latency p50 / p99 / max, closed loop, {r['concurrency']} in flight (ms)", "", _lat(load["latency"])),
         (
-            f"Paced at {_f(paced['offered_per_s'], 0)}/s: achieved events/s",
+            "  CPU during it, in cores: process (event loop + database thread)",
+            "",
+            _cpu(load.get("cpu")),
+        ),
+        (
+            "  event latency p50 / p99 / max (ms), closed loop",
+            "",
+            f"{_lat(load['latency'])} ({r['concurrency']} in flight)",
+        ),
+        (
+            "Paced at the target: offered → achieved events/s",
             f"{TARGET_EVENTS_PER_SECOND:,}",
-            f"{_f(paced['events_per_s'], 0)} — " + _verdict(paced["events_per_s"] >= 0.98 * paced["offered_per_s"]),
+            f"{_f(paced['offered_per_s'], 0)} → {_f(paced['events_per_s'], 0)} — "
+            + _verdict(paced["events_per_s"] >= 0.98 * paced["offered_per_s"]),
         ),
-        ("Paced: event latency from due time p50 / p99 / max (ms)", "", _lat(paced["latency"])),
+        ("  latency from due time p50 / p99 / max (ms)", "", _lat(paced["latency"])),
         (
-            f"Timer lateness alone, {r['timers_alone_fired']:,} deadlines over {_f(r['begin_seconds'])} s, "
-            "p50 / p99 / max (ms)",
-            f"p99 < {TARGET_LATENESS_P99_MS:.0f}",
-            _lat(r["timers_alone"])
-            + (" — " + _verdict(r["timers_alone"]["p99"] < TARGET_LATENESS_P99_MS) if n >= 10_000 else ""),
+            "Paced at half the sustained rate: offered → achieved events/s",
+            "",
+            f"{_f(half['offered_per_s'], 0)} → {_f(half['events_per_s'], 0)}",
         ),
-        ("  deadline → next phase committed and said, p50 / p99 / max (ms)", "", _lat(r["timers_alone_e2e"])),
+        ("  latency from due time p50 / p99 / max (ms)", "", _lat(half["latency"])),
         (
-            f"Timer lateness under load ({_f(under['events_per_s'], 0)} events/s), "
-            f"{r['timers_under_load_fired']:,} deadlines, p50 / p99 / max (ms)",
-            f"p99 < {TARGET_LATENESS_P99_MS:.0f}",
-            _lat(r["timers_under_load"])
-            + (" — " + _verdict(r["timers_under_load"]["p99"] < TARGET_LATENESS_P99_MS) if n >= 10_000 else ""),
+            "Timer lateness alone p50 / p99 / max (ms)",
+            f"p99 < {late_ok:.0f} at 10,000",
+            f"{_lat(r['timers_alone'])} ({r['timers_alone_fired']:,} deadlines over "
+            f"{_f(r['begin_seconds'] + r.get('spread', 0))} s) — " + _verdict(r["timers_alone"]["p99"] < late_ok),
         ),
-        ("  deadline → silence cue committed and said, p50 / p99 / max (ms)", "", _lat(r["timers_under_load_e2e"])),
-        ("Memory per circle, RSS delta after setup (KiB)", "", _f(r["memory_per_circle_kib"])),
-        ("  engine state per circle, tracemalloc (KiB)", "", _f(r["state_per_circle_kib"])),
+        ("  deadline → next phase committed and said (ms)", "", _lat(r["timers_alone_e2e"])),
         (
-            "RSS after setup / after the load (MiB); stale timer-heap entries",
+            "Timer lateness under load p50 / p99 / max (ms)",
+            f"p99 < {late_ok:.0f} at 10,000",
+            f"{_lat(r['timers_under_load'])} ({r['timers_under_load_fired']:,} deadlines, "
+            f"{_f(under['events_per_s'], 0)} events/s) — " + _verdict(r["timers_under_load"]["p99"] < late_ok),
+        ),
+        ("  deadline → silence cue committed and said (ms)", "", _lat(r["timers_under_load_e2e"])),
+        ("Memory per circle: RSS delta over setup (KiB)", "", _f(r["memory_per_circle_kib"])),
+        ("  engine state per circle, tracemalloc of a restore (KiB)", "", _f(r["state_per_circle_kib"])),
+        (
+            "  RSS after setup / after the load (MiB); stale timer-heap entries",
             "",
             f"{_f(r['rss_after_setup_mib'], 0)} / {_f(r['rss_after_load_mib'], 0)}; {r['heap_entries']:,}",
         ),
         (
-            f"Resume all {n:,} (s), of which reading rows",
-            f"< {TARGET_RESUME_SECONDS:.0f}",
-            f"{_f(r['resume_seconds'], 2)} ({_f(r['resume_read_seconds'], 2)}), {r['resumed']:,}/{n:,} back — "
+            "Resume all after a restart: s (of which reading rows), back",
+            f"< {TARGET_RESUME_SECONDS:.0f} s at 10,000",
+            f"{_f(r['resume_seconds'], 2)} ({_f(r['resume_read_seconds'], 2)}), {r['resumed']:,}/{n:,} — "
             + _verdict(r["resume_seconds"] < TARGET_RESUME_SECONDS and r["resumed"] == n),
         ),
-        ("Baseline: raw sqlite3 single-row commits/s (WAL, NORMAL)", "≈ 25,000", _f(r["baseline_sqlite_commits_per_s"], 0)),
-        ("Baseline: asyncio 10,000 timers lateness p50 / p99 / max (ms)", "p99 ≈ 1", _lat(r["baseline_asyncio_timers"])),
+        (
+            "Baseline: raw sqlite3 single-row commits/s (WAL, NORMAL)",
+            "≈ 25,000",
+            _f(r["baseline_sqlite_commits_per_s"], 0),
+        ),
+        ("Baseline: asyncio 10,000 timers lateness (ms)", "p99 ≈ 1", _lat(r["baseline_asyncio_timers"])),
+        ("CPU check: 5,000,000 Python additions (s; lower is faster)", "", _f(r.get("baseline_cpu_seconds"), 2)),
     ]
-    return rows
+
+
+def code_version() -> str:
+    """The last commit that changed facilitator/ or adapters/, ``+changes`` if they differ from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", "facilitator", "adapters"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "facilitator", "adapters"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+changes" if changed else "")
+
+
+def run_key(circles: int, code: str, switch_interval: float | None, spread: int = 0) -> str:
+    """How a run is told apart in the report: its circle count, the code measured and the variant."""
+    key = f"{circles:,} circles @ {code}"
+    if spread:
+        key += f", announce deadlines spread +{spread} s"
+    if switch_interval is not None:
+        key += f", switch interval {switch_interval * 1000:g} ms"
+    return key
+
+
+def _order(key: str) -> tuple[int, str]:
+    return int(key.split(" ", 1)[0].replace(",", "")), key
 
 
 def render_table(runs: dict[str, dict[str, Any]]) -> str:
-    """A Markdown table, one column per circle count."""
-    keys = sorted(runs, key=int)
+    """A Markdown table, one column per run (circle count and variant)."""
+    keys = sorted(runs, key=_order)
     per_run = {k: rows_for(runs[k]) for k in keys}
     first = per_run[keys[0]]
-    header = "| Metric | Target | " + " | ".join(f"{int(k):,} circles" for k in keys) + " |"
+    header = "| Metric | Target | " + " | ".join(keys) + " |"
     lines = [header, "|" + "---|" * (2 + len(keys))]
     for i, (metric, target, _) in enumerate(first):
         # Metrics whose label carries run-specific numbers are labelled from the first run.
@@ -825,23 +966,32 @@ def render_table(runs: dict[str, dict[str, Any]]) -> str:
 
 
 def render_section(runs: dict[str, dict[str, Any]]) -> str:
-    """The generated part of docs/benchmarks.md (between the markers)."""
+    """The generated part of docs/benchmarks.md (between the markers): a table per code version."""
     out = [SECTION_BEGIN, ""]
-    out.append("Generated by `bench/circles.py`; rerun to refresh a column. Each run:")
-    out.append("")
-    for k in sorted(runs, key=int):
-        r = runs[k]
-        m = r["machine"]
-        out.append(f"- **{int(k):,} circles** — {r['date']}: `{r['command']}`  ")
-        out.append(
-            f"  {m['nproc']} × {m['cpu']}, {m['ram']} RAM, {m['os']}; Python {m['python']}, "
-            f"SQLite {m['sqlite']}, SQLAlchemy {m['sqlalchemy']}; {r['participants']} participants a circle, "
-            f"{r['concurrency']} in flight, {_f(r['duration'], 0)} s a load stage, "
-            f"announce {r['announce']} s, silence {r['silence']} s, {r['commits']:,} commits in all."
-        )
-    out += ["", render_table(runs), ""]
-    out.append(DATA_PREFIX + json.dumps(runs, separators=(",", ":")) + " -->")
-    out.append(SECTION_END)
+    out.append(
+        "Generated by `bench/circles.py`: a run replaces the column of the same circle count, code and "
+        "variant, and keeps the others. Newest code first."
+    )
+    by_code: dict[str, dict[str, dict[str, Any]]] = {}
+    for key in sorted(runs, key=lambda k: runs[k].get("date", ""), reverse=True):
+        by_code.setdefault(runs[key].get("code", "unknown"), {})[key] = runs[key]
+    for code, group in by_code.items():
+        note = group[next(iter(group))].get("code_note", "")
+        out += ["", f"#### Code at `{code}`" + (f" — {note}" if note else ""), ""]
+        for k in sorted(group, key=_order):
+            r = group[k]
+            m = r["machine"]
+            out.append(f"- **{k}** — {r['date']}: `{r['command']}`  ")
+            out.append(
+                f"  {m['nproc']} × {m['cpu']}, {m['ram']} RAM, {m['os']}; Python {m['python']}, "
+                f"SQLite {m['sqlite']}, SQLAlchemy {m['sqlalchemy']}; {r['participants']} participants a circle, "
+                f"{r['concurrency']} in flight, {_f(r['duration'], 0)} s a load stage, "
+                f"announce {r['announce']} s"
+                + (f" (+0 to {r['spread']} s, by circle)" if r.get("spread") else "")
+                + f", silence {r['silence']} s; {r['commits']:,} commits; {_f(r.get('run_seconds'), 0)} s in all."
+            )
+        out += ["", render_table(group)]
+    out += ["", DATA_PREFIX + json.dumps(runs, separators=(",", ":")) + " -->", SECTION_END]
     return "\n".join(out)
 
 
@@ -861,7 +1011,7 @@ def write_report(path: Path, result: dict[str, Any]) -> None:
     """Put this run's column into ``path``'s section, keeping other circle counts."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     runs = load_runs(text)
-    runs[str(result["circles"])] = result
+    runs[result["key"]] = result
     section = render_section(runs)
     if SECTION_BEGIN in text and SECTION_END in text:
         head, rest = text.split(SECTION_BEGIN, 1)
@@ -884,21 +1034,35 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each load stage (default 10)")
     parser.add_argument("--rate", type=float, default=TARGET_EVENTS_PER_SECOND, help="paced stage: events/s offered")
     parser.add_argument("--announce", type=int, default=None, help="announce phase, s (default: fits the begin burst)")
-    parser.add_argument("--silence", type=int, default=None, help="silence phase, s (default: as --announce)")
+    parser.add_argument("--silence", type=int, default=None, help="silence phase, s (default 3)")
+    parser.add_argument(
+        "--spread",
+        type=int,
+        default=0,
+        help="spread the announce deadlines over this many more seconds (circle i gets announce + i %% (spread+1))",
+    )
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write the figures into")
+    parser.add_argument("--keep-db", action="store_true", help="keep the temp database (default: removed)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--switch-interval", type=float, default=None, help="sys.setswitchinterval (s) for the run (default 0.005)"
+    )
     args = parser.parse_args(argv)
     if args.circles < 1 or args.participants < 1:
         parser.error("--circles and --participants must be at least 1")
-    # The begin burst runs at about 2,000 circles a second here; leave the deadlines room after it.
-    announce = args.announce if args.announce is not None else max(3, math.ceil(args.circles / 2000) + 3)
-    silence = args.silence if args.silence is not None else announce
+    # The begin burst runs at several hundred circles a second here: leave the announce deadlines room
+    # after it, so they fire alone. The silence deadlines fire under load whatever their length.
+    announce = args.announce if args.announce is not None else math.ceil(args.circles / 500) + 3
+    silence = args.silence if args.silence is not None else 3
     db = args.db
+    temporary = db is None
     if db is None:
         db = Path(tempfile.mkdtemp(prefix="bench-circles-")) / "circles.db"
     elif db.exists():
         parser.error(f"{db} exists; the benchmark needs a new database file")
-    command = "python -m bench.circles " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m bench.circles " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
     return Options(
         args.circles,
         args.participants,
@@ -911,19 +1075,28 @@ def parse_args(argv: list[str] | None = None) -> Options:
         args.out,
         args.seed,
         command.strip(),
+        switch_interval=args.switch_interval,
+        spread=max(0, args.spread),
+        temporary_db=temporary and not args.keep_db,
     )
 
 
 async def amain(opts: Options) -> dict[str, Any]:
+    code = code_version()
     with tempfile.TemporaryDirectory(prefix="bench-circles-scripts-") as workdir:
         bench = Bench(opts, Path(workdir))
         results = await bench.run()
     results.update(
+        run_seconds=time.perf_counter() - _T0,
+        key=run_key(opts.circles, code, opts.switch_interval, opts.spread),
+        code=code,
+        switch_interval=sys.getswitchinterval(),
         circles=opts.circles,
         participants=opts.participants,
         concurrency=min(opts.concurrency, opts.circles),
         duration=opts.duration,
         announce=opts.announce,
+        spread=opts.spread,
         silence=opts.silence,
         command=opts.command,
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -934,10 +1107,17 @@ async def amain(opts: Options) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     opts = parse_args(argv)
-    log(f"bench.circles: {opts.circles:,} circles, database {opts.db}")
-    results = asyncio.run(amain(opts))
+    if opts.switch_interval is not None:
+        sys.setswitchinterval(opts.switch_interval)
+    variant = run_key(opts.circles, code_version(), opts.switch_interval, opts.spread)
+    log(f"bench.circles: {variant}, database {opts.db}")
+    try:
+        results = asyncio.run(amain(opts))
+    finally:
+        if opts.temporary_db:
+            shutil.rmtree(opts.db.parent, ignore_errors=True)
     print()
-    print(render_table({str(opts.circles): results}))
+    print(render_table({variant: results}))
     if opts.out is not None:
         write_report(opts.out, results)
         log(f"wrote {opts.out}")
