@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import facilitator.storage.tables  # noqa: F401  (registers the tables)
-from facilitator.storage.store import Store
+from facilitator.engine.circle import Circle
+from facilitator.runtime.library import ScriptLibrary
+from facilitator.storage.migrate import alembic_config
+from facilitator.storage.store import Store, make_engine
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("url_fixture", ["db_url", "postgres_url"])
@@ -28,3 +37,27 @@ def test_opening_the_store_twice_does_not_migrate_twice(db_url: str) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 1
     store.close()
+
+
+def test_upgrading_a_first_release_database_keeps_its_open_circle(tmp_path: Path) -> None:
+    """A database made by release 0001, with a circle under way, upgrades and resumes."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.exec_driver_sql("INSERT INTO \"group\" (id, platform, room, timezone) VALUES (1, 'console', 'r', 'UTC')")
+        script_text = (ROOT / "sessions" / "check-in-30.yaml").read_text(encoding="utf-8")
+        conn.exec_driver_sql(
+            "INSERT INTO circle (id, group_id, script_name, title, script_hash, script_text, status, opened_at,"
+            " updated_at, state_json) VALUES ('c1', 1, 'check-in-30', 'Check-in', 'h1', ?, 'gathering', 0, 0, ?)",
+            (script_text, json.dumps(Circle(ScriptLibrary().get("check-in-30").script).snapshot())),
+        )
+    engine.dispose()
+    store = Store(url)  # upgrades to the newest schema
+    try:
+        [row] = store.open_circles()
+        assert row.id == "c1" and row.script_text == script_text
+    finally:
+        store.close()

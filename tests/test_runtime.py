@@ -161,7 +161,7 @@ def test_sqlite_is_in_wal_mode_with_foreign_keys(db_url: str) -> None:
     store.close()
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as raw:
         version = raw.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == ("0001",)
+    assert version == ("0002",)
 
 
 async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(

@@ -42,6 +42,7 @@ from facilitator.storage.tables import (
     Group,
     Member,
     PromptUse,
+    ScriptRow,
 )
 
 DEFAULT_URL = "sqlite:///facilitator.db"
@@ -55,6 +56,7 @@ consent = ConsentEntry.__table__  # type: ignore[attr-defined]
 groups = Group.__table__  # type: ignore[attr-defined]
 members = Member.__table__  # type: ignore[attr-defined]
 prompt_use = PromptUse.__table__  # type: ignore[attr-defined]
+scripts = ScriptRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,13 +197,14 @@ class Store:
                 groups.c.platform,
                 groups.c.room,
                 circles.c.script_name,
-                circles.c.script_text,
+                scripts.c.text.label("script_text"),
                 circles.c.script_hash,
                 circles.c.state_json,
                 circles.c.updated_at,
                 circles.c.seat_salt,
             )
             .join(groups, groups.c.id == circles.c.group_id)
+            .join(scripts, scripts.c.hash == circles.c.script_hash)
             .where(circles.c.status != "ended")
         )
         found = []
@@ -295,6 +298,8 @@ class Store:
         new = write.new
         assert new is not None
         facilitator_id = self._member_id(conn, new.facilitator, write.platform, new.facilitator_name, new.at)
+        if conn.execute(select(scripts.c.hash).where(scripts.c.hash == new.script_hash)).first() is None:
+            conn.execute(insert(scripts).values(hash=new.script_hash, name=new.script_name, text=new.script_text))
         conn.execute(
             insert(circles).values(
                 id=new.id,
@@ -302,7 +307,6 @@ class Store:
                 script_name=new.script_name,
                 title=new.title,
                 script_hash=new.script_hash,
-                script_text=new.script_text,
                 facilitator_id=facilitator_id,
                 status=write.status,
                 opened_at=new.at,

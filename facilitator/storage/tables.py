@@ -2,9 +2,11 @@
 
 - ``group``: a room on a platform that holds circles, with its region and sector.
 - ``member``: a person by platform id and display name; anonymous attendees never get a row.
-- ``circle``: one run of a script: the script text and its hash, who opened it, when it
-  started and ended, and the engine's state with its next deadline (so a restarted host
-  resumes it). The state is scrubbed of people when the circle ends.
+- ``script``: the exact text of each script a circle ran, once per text, by its SHA-256.
+- ``circle``: one run of a script: the script's hash, who opened it, when it started and
+  ended, and the engine's state with its next deadline (so a restarted host resumes it).
+  The state is scrubbed of people when the circle ends. (The script text lives apart so
+  that the row rewritten after every event stays small.)
 - ``attendance``: who was in a circle from when to when, and how many turns they spoke or
   passed. ``seat`` links the rows of one person within one live circle (a salted hash, the
   salt is dropped when the circle ends), so anonymous attendance is counted, never named.
@@ -47,6 +49,16 @@ class Member(SQLModel, table=True):
     created_at: float
 
 
+class ScriptRow(SQLModel, table=True):
+    """The exact text of a script some circle ran, once per text (circles refer to it by hash)."""
+
+    __tablename__ = "script"
+
+    hash: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=120)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+
+
 class CircleRow(SQLModel, table=True):
     """One circle: a run of a script in a group."""
 
@@ -58,7 +70,7 @@ class CircleRow(SQLModel, table=True):
     script_name: str = Field(max_length=120)
     title: str = Field(max_length=255)
     script_hash: str = Field(max_length=64)
-    script_text: str = Field(sa_column=Column(Text, nullable=False))
+    """The script it ran, a row of ``script`` (no declared foreign key: SQLite cannot add one in place)."""
     facilitator_id: int | None = Field(default=None, foreign_key="member.id")
     status: str = Field(max_length=16)
     opened_at: float
