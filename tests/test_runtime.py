@@ -205,3 +205,15 @@ async def test_an_event_just_after_a_deadline_meets_the_circle_as_it_is_now(host
         "We pause here. The time is held (1m 20s left when we resume).",
     ]
     assert hosted.circle.holder == "console:bea"
+
+
+async def test_the_timer_heap_stays_near_one_entry_per_circle(host: Host) -> None:
+    """Every event re-arms a deadline; superseded ones must not pile up in a long-running host."""
+    hosted = await in_the_check_in_round(host, ("Ada", "Bea"))
+    for _ in range(1500):
+        await host.console.say("Fran", "extend 1")
+    assert hosted.circle.holder == "console:ada"
+    assert len(host.runtime._heap) <= 2 * len(host.runtime.circles) + 1024
+    # and the one that matters is still there: Ada's turn ends when it should
+    deadline = host.runtime.next_deadline()
+    assert deadline == hosted.circle.next_deadline

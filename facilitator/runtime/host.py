@@ -338,8 +338,15 @@ class Runtime:
         if deadline is None:
             return
         heapq.heappush(self._heap, (deadline, hosted.id))
+        if len(self._heap) > 2 * len(self._circles) + 1024:
+            self._compact_heap()
         if self._heap[0][1] == hosted.id:
             self._wake.set()
+
+    def _compact_heap(self) -> None:
+        """Drop superseded deadlines (every re-arm leaves one behind) so the heap stays near one per circle."""
+        self._heap = [(h.armed, h.id) for h in self._circles.values() if h.armed is not None]
+        heapq.heapify(self._heap)
 
     # ------------------------------------------------------------------ handling
 
