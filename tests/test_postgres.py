@@ -1,4 +1,5 @@
-"""The same circle over a real PostgreSQL (for larger deployments): migrations, records, resume."""
+"""The same circle over a real PostgreSQL (for larger deployments). Resume on PostgreSQL is in
+tests/test_resume.py and the migrations in tests/test_migrations.py (both run on either database)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from sqlalchemy.exc import DBAPIError
 from facilitator.runtime.clock import ManualClock
 from facilitator.storage.store import consent as consent_table
 from tests.conftest import make_host
-from tests.test_resume import PEOPLE, into_the_check_in_round
 from tests.test_runtime import run_whole_circle
 
 
@@ -28,21 +28,3 @@ async def test_a_whole_circle_on_postgresql(postgres_url: str, clock: ManualCloc
     finally:
         await host.runtime.stop()
         host.store.close()
-
-
-async def test_a_circle_resumes_on_postgresql(postgres_url: str, clock: ManualClock) -> None:
-    first = await make_host(postgres_url, clock)
-    circle_id = await into_the_check_in_round(first)
-    await first.runtime.stop()
-    first.store.close()
-    clock.advance(5)
-    second = await make_host(postgres_url, clock)
-    try:
-        hosted = second.runtime.circle_in("console", "room-1")
-        assert hosted is not None and hosted.id == circle_id
-        assert hosted.circle.holder == "console:bea"
-        assert hosted.circle.remaining(clock.now()) == 45
-        assert [r["display_name"] for r in second.store.attendance_of(circle_id)] == PEOPLE
-    finally:
-        await second.runtime.stop()
-        second.store.close()

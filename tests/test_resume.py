@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from facilitator.engine.state import CircleStatus
 from facilitator.runtime.clock import ManualClock
 from tests.conftest import Host, make_host
@@ -34,7 +36,11 @@ async def crash(host: Host) -> None:
     host.runtime._lock.release()  # what the operating system does when a process dies
 
 
-async def test_a_new_runtime_resumes_phase_holder_time_and_attendance(db_url: str, clock: ManualClock) -> None:
+@pytest.mark.parametrize("url_fixture", ["db_url", "postgres_url"], ids=["sqlite", "postgresql"])
+async def test_a_new_runtime_resumes_phase_holder_time_and_attendance(
+    url_fixture: str, clock: ManualClock, request: pytest.FixtureRequest
+) -> None:
+    db_url = request.getfixturevalue(url_fixture)
     first = await make_host(db_url, clock)
     circle_id = await into_the_check_in_round(first)
     before = first.runtime.circle_in("console", "room-1")
