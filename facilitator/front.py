@@ -30,34 +30,41 @@ async def handle_command(
     resolve: Callable[[str], str] = _identity,
     group: GroupInfo | None = None,
     may_steer: bool = True,
+    source: str | None = None,
 ) -> A.Outcome:
-    """Carry out one command from ``by`` (display name ``name``) in ``room``."""
+    """Carry out one command from ``by`` (display name ``name``) in ``room``.
+
+    ``source`` is the platform's id of the message (see :meth:`Runtime.submit`): every reply
+    to it is keyed from it, so a platform that deduplicates sends shows each reply once."""
     parsed = parse(text)
     hosted = runtime.circle_in(platform, room)
     steering = hosted is not None and by in hosted.circle.state.facilitators
     if isinstance(parsed, Help):
-        return await _help(runtime, platform, room, by, parsed.problem, steering or hosted is None)
+        return await _help(runtime, platform, room, by, parsed.problem, steering or hosted is None, source)
     if parsed.name == "help":
-        return await _help(runtime, platform, room, by, "", steering or hosted is None)
+        return await _help(runtime, platform, room, by, "", steering or hosted is None, source)
     if parsed.name == "scripts":
-        return await runtime.say_private(platform, room, by, "scripts", names=", ".join(runtime.library.names()))
+        names = ", ".join(runtime.library.names())
+        return await runtime.say_private(platform, room, by, "scripts", source=source, names=names)
     if parsed.name == "start":
         if not may_steer:
-            return await runtime.refuse(platform, room, by, "not_facilitator")
-        return await runtime.open_circle(platform, room, parsed.args[0], by, name, group=group)
+            return await runtime.refuse(platform, room, by, "not_facilitator", source=source)
+        return await runtime.open_circle(platform, room, parsed.args[0], by, name, group=group, source=source)
     if parsed.name == "consent" and hosted is not None:
         # Typed consent agrees to the text this circle showed (its script is pinned while it runs);
         # buttons on chat platforms carry the hash of the text they were sent with instead.
         parsed = Parsed("consent", (hosted.circle.script.consent.text_hash,))
     event = to_event(parsed, by, name, resolve)
     if isinstance(event, Help):
-        return await _help(runtime, platform, room, by, event.problem, steering)
+        return await _help(runtime, platform, room, by, event.problem, steering, source)
     if isinstance(event, E.STEERING_EVENTS) and not may_steer:
-        return await runtime.refuse(platform, room, by, "not_facilitator")
-    return await runtime.submit(platform, room, event)
+        return await runtime.refuse(platform, room, by, "not_facilitator", source=source)
+    return await runtime.submit(platform, room, event, source=source)
 
 
-async def _help(runtime: Runtime, platform: str, room: str, by: str, problem: str, steering: bool) -> A.Outcome:
+async def _help(
+    runtime: Runtime, platform: str, room: str, by: str, problem: str, steering: bool, source: str | None
+) -> A.Outcome:
     commands = ", ".join(help_lines(steering))
-    key = "help_problem" if problem else "help"
-    return await runtime.say_private(platform, room, by, key, problem=problem, commands=commands)
+    template = "help_problem" if problem else "help"
+    return await runtime.say_private(platform, room, by, template, source=source, problem=problem, commands=commands)

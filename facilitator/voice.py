@@ -31,6 +31,9 @@ class Line:
     to: str | None = None
     mention: str | None = None
     mention_name: str | None = None
+    key: str = ""
+    """A stable id for this line, set by the runtime: adapters whose platform deduplicates sends
+    (Matrix transaction ids) send with it, so a line sent again after a crash appears once."""
 
     def plain(self) -> str:
         """The text with the mention written as ``@name`` (for logs and the console)."""

@@ -161,7 +161,7 @@ def test_sqlite_is_in_wal_mode_with_foreign_keys(db_url: str) -> None:
     store.close()
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as raw:
         version = raw.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == ("0002",)
+    assert version == ("0003",)
 
 
 async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(
@@ -173,7 +173,7 @@ async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(
 
     real_apply = host.store.apply
 
-    def failing_apply(writes: object) -> None:
+    def failing_apply(writes: object, sent: object = ()) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(host.store, "apply", failing_apply)

@@ -20,7 +20,7 @@ async def test_events_built_on_a_failed_write_are_rolled_back_too(host: Host, mo
     gate = threading.Event()
     real_apply = host.store.apply
 
-    def slow_failure(writes: object) -> None:
+    def slow_failure(writes: object, sent: object = ()) -> None:
         gate.wait(5)
         raise OSError("disk full")
 
@@ -55,7 +55,7 @@ async def test_a_failing_timer_backs_off_quietly_and_carries_on_when_storage_is_
     calls = 0
     real_apply = host.store.apply
 
-    def failing(writes: object) -> None:
+    def failing(writes: object, sent: object = ()) -> None:
         nonlocal calls
         calls += 1
         raise OSError("database unreachable")

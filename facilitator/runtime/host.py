@@ -10,6 +10,11 @@
   never ahead of what is kept.
 - Resume: :meth:`Runtime.start` restores every circle that has not ended and sends each
   event ``Recover``: missed deadlines are caught up in one step with one message.
+- Exactly once, for adapters that say ``durable = True`` (their platform redelivers input and
+  deduplicates sends by an id): an incoming message's platform id (``source``) is kept in the
+  same transaction as the change it made, so it is never acted on twice; the lines that
+  report a change are kept with it in an outbox and deleted once sent, so a crash between
+  keeping and saying loses nothing (they are sent again at start, under the same keys).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import logging
 import random
 import secrets
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from types import TracebackType
 from typing import Any
 
@@ -37,7 +42,7 @@ from facilitator.runtime.library import LoadedScript, ScriptLibrary
 from facilitator.runtime.writer import Writer
 from facilitator.script.loader import ScriptError
 from facilitator.script.models import OpenPhase, PromptRef, RoundPhase
-from facilitator.storage.store import NewCircle, Store, Write
+from facilitator.storage.store import NewCircle, Outgoing, Store, Write
 from facilitator.voice import Line, Voice
 
 log = logging.getLogger(__name__)
@@ -117,18 +122,23 @@ class Runtime:
         self._opening: set[tuple[str, str]] = set()
         self._resume = resume
         self._lock = ProcessLock(store.url)
+        self._handled: set[tuple[str, str]] = set()
+        """Sources handled by this process (the database has the rest)."""
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Take the database, resume its open circles, start the scheduler, connect the adapters."""
+        """Take the database, resume its open circles, connect the adapters, send what was kept
+        but not yet said, then start the scheduler."""
         self._lock.acquire()
-        if self._resume:
-            await self.resume_all()
+        recovering = await self._restore_all() if self._resume else []
         tune_gc()
-        self._scheduler = asyncio.get_running_loop().create_task(self._run_scheduler())
         for adapter in self.adapters.values():
             await adapter.connect(self)
+        await self._redeliver()
+        if recovering:
+            await asyncio.gather(*recovering)
+        self._scheduler = asyncio.get_running_loop().create_task(self._run_scheduler())
 
     async def stop(self) -> None:
         """Stop taking input, then timers; everything accepted so far is committed and said first."""
@@ -182,18 +192,19 @@ class Runtime:
         *,
         group: GroupInfo | None = None,
         seed: int | None = None,
+        source: str | None = None,
     ) -> A.Outcome:
         """Open a circle from a script in a room; refused if one is open there already."""
         key = (platform, room)
         if key in self._rooms or key in self._opening:
-            return await self.refuse(platform, room, by, "already_open")
+            return await self.refuse(platform, room, by, "already_open", source=source)
         try:
             loaded = self.library.get(script_name)
         except ScriptError as error:
-            return await self.refuse(platform, room, by, "bad_script", error=str(error))
+            return await self.refuse(platform, room, by, "bad_script", source=source, error=str(error))
         self._opening.add(key)  # held across the awaits below: two starts at once open one circle
         try:
-            return await self._open(platform, room, loaded, by, by_name, group, seed)
+            return await self._open(platform, room, loaded, by, by_name, group, seed, source)
         finally:
             self._opening.discard(key)
 
@@ -206,6 +217,7 @@ class Runtime:
         by_name: str,
         group: GroupInfo | None,
         seed: int | None,
+        source: str | None,
     ) -> A.Outcome:
         group_id = await self.group_id(platform, room, group)
         seed = random.randrange(2**31) if seed is None else seed
@@ -227,7 +239,7 @@ class Runtime:
             secrets.token_hex(16),
             now,
         )
-        return await self._start_run(hosted, E.Open(by, by_name, seed, prompts), now, new)
+        return await self._start_run(hosted, E.Open(by, by_name, seed, prompts), now, new, source)
 
     async def _choose_prompts(self, group_id: int, phases: Iterable[object], seed: int) -> tuple[E.PhasePrompt, ...]:
         chosen: list[E.PhasePrompt] = []
@@ -243,15 +255,43 @@ class Runtime:
             chosen.append(E.PhasePrompt(index, item.text, item.id, bank))
         return tuple(chosen)
 
-    async def submit(self, platform: str, room: str, event: E.Event) -> A.Outcome:
-        """Hand an adapter's event to the circle in ``room``; returns once it is kept and said."""
+    async def submit(self, platform: str, room: str, event: E.Event, *, source: str | None = None) -> A.Outcome:
+        """Hand an adapter's event to the circle in ``room``; returns once it is kept and said.
+
+        ``source`` is the platform's id of the message the event came from: kept with the
+        change, so the same message is not acted on twice (see :meth:`handled`)."""
         hosted = self._rooms.get((platform, room))
         if hosted is None:
-            return await self.refuse(platform, room, getattr(event, "by", ""), "not_open")
-        return await self._start_run(hosted, event, self.clock.now())
+            return await self.refuse(platform, room, getattr(event, "by", ""), "not_open", source=source)
+        return await self._start_run(hosted, event, self.clock.now(), source=source)
+
+    async def handled(self, platform: str, source: str) -> bool:
+        """Whether the message ``source`` already made a change that is kept (skip it if so)."""
+        if (platform, source) in self._handled:
+            return True
+        return await self.writer.call(self.store.is_handled, platform, source)
+
+    def _durable(self, platform: str) -> bool:
+        return bool(getattr(self.adapters.get(platform), "durable", False))
+
+    async def _redeliver(self) -> None:
+        """Send the lines a previous process kept but may not have sent, under their first keys."""
+        durable = [p for p in self.adapters if self._durable(p)]
+        if not durable:
+            return
+        for out in await self.writer.call(self.store.pending_outbox, durable):
+            await self._send(out.platform, out.room, [Line(**line) for line in out.lines])
+            self.writer.sent(out.key)
 
     async def resume_all(self) -> int:
-        """Restore every stored circle that has not ended; returns how many."""
+        """Restore every stored circle that has not ended, and wait for their catch-up; returns how many."""
+        recovering = await self._restore_all()
+        if recovering:
+            await asyncio.gather(*recovering)
+        return len(recovering)
+
+    async def _restore_all(self) -> list[asyncio.Task[A.Outcome]]:
+        """Restore every stored circle that has not ended; their catch-up runs in the returned tasks."""
         rows = await self.writer.call(self.store.open_circles)
         now = self.clock.now()
         waits = []
@@ -270,9 +310,7 @@ class Runtime:
             self._groups[(row.platform, row.room)] = row.group_id
             downtime = max(0.0, now - row.updated_at)
             waits.append(self._start_run(hosted, E.Recover(downtime), now))
-        if waits:
-            await asyncio.gather(*waits)
-        return len(rows)
+        return waits
 
     # ------------------------------------------------------------------ timers
 
@@ -351,7 +389,12 @@ class Runtime:
     # ------------------------------------------------------------------ handling
 
     def _start_run(
-        self, hosted: Hosted, event: E.Event, now: float, new: NewCircle | None = None
+        self,
+        hosted: Hosted,
+        event: E.Event,
+        now: float,
+        new: NewCircle | None = None,
+        source: str | None = None,
     ) -> asyncio.Task[A.Outcome]:
         """Handle ``event`` now (synchronously), then keep and say it in a task."""
         if not isinstance(event, (E.Tick, E.Recover)) and hosted.circle.due(now):
@@ -360,9 +403,15 @@ class Runtime:
         outcome = hosted.circle.handle(event, now)
         committed: asyncio.Future[None] | None = None
         state: dict[str, Any] | None = None
+        lines: list[Line] | None = None
+        key = source or secrets.token_hex(8)
         if outcome.accepted and not isinstance(event, E.Status):
             circle = hosted.circle
             state = circle.snapshot()
+            outgoing = None
+            if self._durable(hosted.platform):
+                lines = self._render(hosted.platform, outcome.actions, key)
+                outgoing = Outgoing(hosted.platform, hosted.room, key, [asdict(line) for line in lines])
             write = Write(
                 hosted.id,
                 hosted.group_id,
@@ -373,12 +422,18 @@ class Runtime:
                 now,
                 outcome.records,
                 new,
+                source,
+                outgoing if lines else None,
             )
             committed = self.writer.submit(write)
+            if source is not None:
+                self._handled.add((hosted.platform, source))
         self._arm(hosted)
         if hosted.circle.status is CircleStatus.ENDED:
             self._forget(hosted)
-        task = asyncio.get_running_loop().create_task(self._deliver(hosted, event, outcome, committed, state))
+        task = asyncio.get_running_loop().create_task(
+            self._deliver(hosted, event, outcome, committed, state, key, lines)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -390,22 +445,31 @@ class Runtime:
         outcome: A.Outcome,
         committed: asyncio.Future[None] | None,
         state: dict[str, Any] | None,
+        key: str,
+        lines: list[Line] | None,
     ) -> A.Outcome:
         if committed is not None:
             try:
                 await committed
             except Exception:
+                self._handled.discard((hosted.platform, key))  # not kept, so not handled
                 # Nothing is said that was not kept: back to what the database has; tell the sender.
                 log.exception("could not keep an event for circle %s; it is rolled back", hosted.id)
                 self._roll_back(hosted)
                 by = getattr(event, "by", "")
                 if not by:  # a timer or a resume: nobody to tell, it is tried again after a pause
                     return A.Outcome(False)
-                return await self.refuse(hosted.platform, hosted.room, by, "storage_error")
+                return await self.refuse(hosted.platform, hosted.room, by, "storage_error", source=key)
             hosted.committed = state
             hosted.retry_at, hosted.backoff = None, 0.0
         async with hosted.lock:
-            await self._say(hosted.platform, hosted.room, outcome.actions, hosted)
+            if lines is None:
+                await self._say(hosted.platform, hosted.room, outcome.actions, hosted, key)
+            else:  # rendered and kept in the outbox with the change: send those, then clear them
+                self._observe(hosted, outcome.actions)
+                await self._send(hosted.platform, hosted.room, lines)
+                if lines:
+                    self.writer.sent(key)
         return outcome
 
     def _roll_back(self, hosted: Hosted) -> None:
@@ -429,15 +493,23 @@ class Runtime:
         if self._rooms.get((hosted.platform, hosted.room)) is hosted:
             del self._rooms[(hosted.platform, hosted.room)]
 
-    async def _say(self, platform: str, room: str, actions: Sequence[A.Action], hosted: Hosted | None = None) -> None:
-        lines: list[Line] = []
+    async def _say(
+        self, platform: str, room: str, actions: Sequence[A.Action], hosted: Hosted | None, key: str
+    ) -> None:
+        if hosted is not None:
+            self._observe(hosted, actions)
+        await self._send(platform, room, self._render(platform, actions, key))
+
+    def _observe(self, hosted: Hosted, actions: Sequence[A.Action]) -> None:
+        for observer in self.observers:
+            for action in actions:
+                observer(hosted, action)
+
+    def _render(self, platform: str, actions: Sequence[A.Action], key: str) -> list[Line]:
+        """The lines for ``actions``, each keyed ``KEY.N`` (stable for one incoming message)."""
         hints = self.hints.get(platform)
-        for action in actions:
-            if hosted is not None:
-                for observer in self.observers:
-                    observer(hosted, action)
-            lines.extend(self.voice.render(action, hints))
-        await self._send(platform, room, lines)
+        lines = [line for action in actions for line in self.voice.render(action, hints)]
+        return [replace(line, key=f"{key}.{n}") for n, line in enumerate(lines)]
 
     async def _send(self, platform: str, room: str, lines: list[Line]) -> None:
         adapter = self.adapters.get(platform)
@@ -448,13 +520,18 @@ class Runtime:
         except Exception:  # a platform hiccup must not take the circle down
             log.exception("sending to %s room %s failed", platform, room)
 
-    async def refuse(self, platform: str, room: str, by: str, code: str, **params: str) -> A.Outcome:
+    async def refuse(
+        self, platform: str, room: str, by: str, code: str, *, source: str | None = None, **params: str
+    ) -> A.Outcome:
         """Tell ``by`` privately why something was refused (template ``refused.CODE``)."""
         refused = A.Refused(by, code, tuple(sorted(params.items())))
-        await self._say(platform, room, (refused,))
+        await self._say(platform, room, (refused,), None, source or secrets.token_hex(8))
         return A.Outcome(False, (refused,), ())
 
-    async def say_private(self, platform: str, room: str, to: str, key: str, **params: str) -> A.Outcome:
-        """Say template ``key`` privately to ``to`` (help, the list of scripts)."""
-        await self._send(platform, room, [Line(self.voice.say(key, **params), to=to)])
+    async def say_private(
+        self, platform: str, room: str, to: str, template: str, *, source: str | None = None, **params: str
+    ) -> A.Outcome:
+        """Say ``template`` privately to ``to`` (help, the list of scripts)."""
+        key = f"{source or secrets.token_hex(8)}.0"
+        await self._send(platform, room, [Line(self.voice.say(template, **params), to=to, key=key)])
         return A.Outcome(True)

@@ -27,6 +27,7 @@ class Writer:
         self.store = store
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="facilitator-db")
         self._pending: list[tuple[Write, asyncio.Future[None]]] = []
+        self._sent: list[str] = []
         self._flusher: asyncio.Task[None] | None = None
         self.commits = 0
 
@@ -40,16 +41,28 @@ class Writer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((write, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = loop.create_task(self._flush())
+        self._kick()
         return future
 
+    def sent(self, key: str) -> None:
+        """The outbox lines under ``key`` are delivered: delete them with the next batch."""
+        self._sent.append(key)
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
     async def _flush(self) -> None:
-        while self._pending:
+        while self._pending or self._sent:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            sent, self._sent = self._sent, []
             try:
-                await self.call(self.store.apply, [w for w, _ in batch])
+                await self.call(self.store.apply, [w for w, _ in batch], sent)
             except Exception as exc:
+                self._sent.extend(sent)  # still delivered: deleted with a later batch (a resend is deduplicated)
+                if not batch:
+                    return  # only deletions failed: the next write tries them again
                 # The whole batch failed: every waiter hears why. Writes still queued for the same
                 # circles were built on the failed state, so they fail too (their circles roll back).
                 failed = {w.circle_id for w, _ in batch}

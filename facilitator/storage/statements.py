@@ -16,13 +16,23 @@ from sqlalchemy import Boolean, bindparam, case, func, insert, literal_column, u
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert, Update
 
-from facilitator.storage.tables import Attendance, AuditEntry, CircleRow, ConsentEntry, PromptUse
+from facilitator.storage.tables import (
+    Attendance,
+    AuditEntry,
+    CircleRow,
+    ConsentEntry,
+    HandledEvent,
+    OutboxEntry,
+    PromptUse,
+)
 
 attendance = Attendance.__table__  # type: ignore[attr-defined]
 audit = AuditEntry.__table__  # type: ignore[attr-defined]
 circles = CircleRow.__table__  # type: ignore[attr-defined]
 consent = ConsentEntry.__table__  # type: ignore[attr-defined]
 prompt_use = PromptUse.__table__  # type: ignore[attr-defined]
+handled = HandledEvent.__table__  # type: ignore[attr-defined]
+outbox = OutboxEntry.__table__  # type: ignore[attr-defined]
 
 _OPEN_SEAT = (
     attendance.c.circle_id == bindparam("b_circle"),
@@ -49,6 +59,8 @@ INSERT_CONSENT: Insert = insert(consent)
 INSERT_ATTENDANCE: Insert = insert(attendance)
 INSERT_PROMPT_USE: Insert = insert(prompt_use)
 INSERT_AUDIT: Insert = insert(audit)
+INSERT_HANDLED: Insert = insert(handled)
+INSERT_OUTBOX: Insert = insert(outbox)
 END_ATTENDANCE: Update = update(attendance).where(*_OPEN_SEAT).values(left_at=bindparam("b_at"))
 COUNT_SPOKEN: Update = (
     update(attendance).where(*_OPEN_SEAT).values(turns_spoken=attendance.c.turns_spoken + literal_column("1"))

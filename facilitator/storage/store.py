@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
@@ -31,16 +31,21 @@ from facilitator.storage.statements import (
     INSERT_ATTENDANCE,
     INSERT_AUDIT,
     INSERT_CONSENT,
+    INSERT_HANDLED,
+    INSERT_OUTBOX,
     INSERT_PROMPT_USE,
     Batch,
 )
 from facilitator.storage.tables import (
+    AdapterState,
     Attendance,
     AuditEntry,
     CircleRow,
     ConsentEntry,
     Group,
+    HandledEvent,
     Member,
+    OutboxEntry,
     PromptUse,
     ScriptRow,
 )
@@ -57,6 +62,9 @@ groups = Group.__table__  # type: ignore[attr-defined]
 members = Member.__table__  # type: ignore[attr-defined]
 prompt_use = PromptUse.__table__  # type: ignore[attr-defined]
 scripts = ScriptRow.__table__  # type: ignore[attr-defined]
+handled = HandledEvent.__table__  # type: ignore[attr-defined]
+outbox = OutboxEntry.__table__  # type: ignore[attr-defined]
+adapter_state = AdapterState.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,16 @@ class NewCircle:
 
 
 @dataclass(frozen=True, slots=True)
+class Outgoing:
+    """Lines to say in a room, kept in the outbox until sent (``lines`` as plain dicts)."""
+
+    platform: str
+    room: str
+    key: str
+    lines: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class Write:
     """One accepted event's effect on one circle: its new state and the records it implies."""
 
@@ -88,6 +106,10 @@ class Write:
     at: float
     records: tuple[A.Record, ...]
     new: NewCircle | None = None
+    source: str | None = None
+    """The platform id of the incoming message that made this change (kept as handled)."""
+    outgoing: Outgoing | None = None
+    """What the bot will say about it, for a platform that delivers through the outbox."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +249,9 @@ class Store:
                 )
         return found
 
-    def apply(self, writes: Sequence[Write]) -> None:
-        """Write a batch of accepted events in one transaction (all or nothing)."""
+    def apply(self, writes: Sequence[Write], sent: Sequence[str] = ()) -> None:
+        """Write a batch of accepted events in one transaction (all or nothing); ``sent`` are
+        outbox keys whose lines have been delivered since the last batch (deleted)."""
         self._tx_members, self._tx_salts = {}, {}
         try:
             with self.engine.begin() as conn:
@@ -236,6 +259,8 @@ class Store:
                 for write in writes:
                     self._apply_one(conn, batch, write)
                 batch.run(conn)
+                if sent:
+                    conn.execute(delete(outbox).where(outbox.c.key.in_(list(sent))))
         finally:
             members, salts = self._tx_members, self._tx_salts
             self._tx_members, self._tx_salts = {}, {}
@@ -268,6 +293,18 @@ class Store:
     def _apply_one(self, conn: Connection, batch: Batch, write: Write) -> None:
         if write.new is not None:
             self._create_circle(conn, write)
+        if write.source is not None:
+            batch.add(INSERT_HANDLED, {"platform": write.platform, "source": write.source, "at": write.at})
+        if write.outgoing is not None:
+            out = write.outgoing
+            row = {
+                "platform": out.platform,
+                "room": out.room,
+                "key": out.key,
+                "lines_json": orjson.dumps(out.lines).decode("utf-8"),
+                "at": write.at,
+            }
+            batch.add(INSERT_OUTBOX, row)
         ended = write.status == "ended"
         started_at = ended_at = None
         for record in write.records:
@@ -447,6 +484,37 @@ class Store:
                 select(audit.c.action, audit.c.detail).where(audit.c.circle_id == circle_id).order_by(audit.c.id)
             )
             return [(r[0], r[1]) for r in rows]
+
+    # ------------------------------------------------------------------ delivery ledger
+
+    def is_handled(self, platform: str, source: str) -> bool:
+        """Whether the incoming message ``source`` already made a change that is kept."""
+        with self.engine.connect() as conn:
+            query = select(handled.c.at).where(handled.c.platform == platform, handled.c.source == source)
+            return conn.execute(query).first() is not None
+
+    def forget_handled_before(self, at: float) -> int:
+        """Drop handled-message ids older than ``at`` (platforms stop redelivering long before)."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(handled).where(handled.c.at < at)).rowcount)
+
+    def pending_outbox(self, platforms: Sequence[str]) -> list[Outgoing]:
+        """Lines kept but not yet sent for ``platforms``, oldest first."""
+        query = select(outbox).where(outbox.c.platform.in_(list(platforms))).order_by(outbox.c.id)
+        with self.engine.connect() as conn:
+            return [Outgoing(r.platform, r.room, r.key, orjson.loads(r.lines_json)) for r in conn.execute(query)]
+
+    def get_value(self, key: str) -> str | None:
+        """An adapter's kept value (None if never set)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(adapter_state.c.value).where(adapter_state.c.key == key)).scalar()
+
+    def set_value(self, key: str, value: str) -> None:
+        """Keep an adapter's value (insert or replace)."""
+        with self.engine.begin() as conn:
+            changed = conn.execute(update(adapter_state).where(adapter_state.c.key == key).values(value=value))
+            if not changed.rowcount:
+                conn.execute(insert(adapter_state).values(key=key, value=value))
 
 
 def _scrubbed(state: dict[str, Any]) -> dict[str, Any]:

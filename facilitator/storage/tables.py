@@ -14,6 +14,11 @@
   exact text (its SHA-256), when, where, in which circle and group. Triggers refuse updates.
 - ``audit``: each facilitator action that changed a circle.
 - ``prompt_use``: which prompt a group was given, so it does not get it again too soon.
+- ``handled_event``: the platform ids of incoming messages whose effect is kept, written in
+  the same transaction as that effect: a message seen again after a crash is not acted on twice.
+- ``outbox``: what the bot is about to say for a platform that can deduplicate sends, written
+  with the change it reports and deleted once sent: a crash between the two loses nothing.
+- ``adapter_state``: small values an adapter keeps across restarts (Matrix's sync token).
 """
 
 from __future__ import annotations
@@ -141,3 +146,35 @@ class PromptUse(SQLModel, table=True):
     bank: str = Field(max_length=64)
     prompt_id: str = Field(max_length=64)
     at: float
+
+
+class HandledEvent(SQLModel, table=True):
+    """An incoming message whose effect is kept (its platform id only, never its content)."""
+
+    __tablename__ = "handled_event"
+
+    platform: str = Field(primary_key=True, max_length=32)
+    source: str = Field(primary_key=True, max_length=255)
+    at: float = Field(index=True)
+
+
+class OutboxEntry(SQLModel, table=True):
+    """Lines the bot will say, kept until they are sent (then deleted)."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=32)
+    room: str = Field(max_length=255)
+    key: str = Field(max_length=255, index=True)
+    lines_json: str = Field(sa_column=Column(Text, nullable=False))
+    at: float
+
+
+class AdapterState(SQLModel, table=True):
+    """A value an adapter keeps across restarts, by key (``matrix:@bot:example.org:sync``)."""
+
+    __tablename__ = "adapter_state"
+
+    key: str = Field(primary_key=True, max_length=320)
+    value: str = Field(sa_column=Column(Text, nullable=False))
