@@ -48,7 +48,7 @@ PLATFORM = "console"
 class NullStore(Store):
     """A store that keeps nothing: to see what the runtime costs without persistence."""
 
-    def apply(self, writes: Sequence[Write]) -> None:
+    def apply(self, writes: Sequence[Write], sent: Sequence[str] = ()) -> None:
         pass
 
 

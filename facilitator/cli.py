@@ -5,6 +5,7 @@
 - ``facilitator demo``: a whole circle with simulated participants.
 - ``facilitator console``: type as the facilitator and as participants.
 - ``facilitator diagram``: the engine's transition table as a Mermaid diagram.
+- ``facilitator serve --config FILE``: the bot on Matrix (see the README).
 
 The database is ``--db`` or ``FACILITATOR_DATABASE_URL`` (default: ``sqlite:///facilitator.db``).
 """
@@ -95,6 +96,29 @@ def console(speaker: str, room: str, database_url: str) -> None:
     from adapters.console_session import run_console
 
     asyncio.run(run_console(sys.stdin, sys.stdout, speaker=speaker, room=room, database_url=database_url))
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, help="The serve configuration (YAML; see the README).")
+@click.option("--db", "database_url", default=None, help="Database URL (overrides the config's 'database').")
+@click.option("-v", "--verbose", is_flag=True, help="Log more (each join, invite and reconnect).")
+def serve(config_path: str, database_url: str | None, verbose: bool) -> None:
+    """Run the bot on the chat platforms the configuration names, until stopped."""
+    import logging
+
+    from facilitator.config import ConfigError, load_config
+    from facilitator.serve import database_url as choose_url
+    from facilitator.serve import run_serve
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        click.echo(f"facilitator serve: {error}", err=True)
+        sys.exit(2)
+    sys.exit(asyncio.run(run_serve(config, choose_url(config, database_url))))
 
 
 if __name__ == "__main__":  # pragma: no cover

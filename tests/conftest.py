@@ -12,6 +12,7 @@ from adapters.console import ConsoleAdapter, member_id
 from facilitator.runtime.clock import ManualClock
 from facilitator.runtime.host import Hosted, Runtime
 from facilitator.storage.store import Store
+from tests.synapse_server import SynapseServer
 
 
 @dataclass
@@ -96,3 +97,33 @@ def postgres_url(postgres_server_url: str, request: pytest.FixtureRequest) -> st
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
     return postgres_server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def synapse_python() -> str | None:
+    """The Python of Synapse's own virtualenv, if Synapse is installed (``./dev test`` does it)."""
+    import os
+
+    configured = os.environ.get("FACILITATOR_SYNAPSE_PYTHON")
+    if configured:
+        return configured
+    default = Path(__file__).resolve().parent.parent / ".venv-synapse" / "bin" / "python"
+    return str(default) if default.exists() else None
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    """A real Synapse homeserver for the whole session (see tests/synapse_server.py)."""
+    import os
+
+    python = synapse_python()
+    if python is None or not Path(python).exists():
+        message = "Synapse is not installed: run ./dev test (it installs Synapse into .venv-synapse/)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    server = SynapseServer(tmp_path_factory.mktemp("synapse"), python)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -56,7 +56,7 @@ async def test_a_message_that_changed_a_circle_is_not_acted_on_again_after_a_res
     await runtime.stop()
     store.close()
 
-    runtime, store, adapter = await start(db_url, clock)
+    runtime, store, _ = await start(db_url, clock)
     assert await runtime.handled("console", "$ada-join")  # known from the database, not memory
     assert not await runtime.handled("console", "$never-seen")
     hosted = runtime.circle_in("console", "room-1")
@@ -99,7 +99,7 @@ async def test_lines_kept_but_not_sent_before_a_crash_are_sent_at_start_under_th
 
 
 async def test_what_was_sent_is_cleared_from_the_outbox(db_url: str, clock: ManualClock) -> None:
-    runtime, store, adapter = await start(db_url, clock)
+    runtime, store, _ = await start(db_url, clock)
     await command(runtime, "Fran", "start check-in-30", "$open")
     await command(runtime, "Ada", "join", "$ada-join")
     await runtime.settle()

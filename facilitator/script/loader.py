@@ -228,6 +228,11 @@ def _read_yaml(text: str, path: str) -> tuple[Any, Located]:
         raise ScriptError(path, line, column, message) from None
 
 
+def read_yaml(text: str, path: str) -> tuple[Any, Located]:
+    """Safe, size- and alias-guarded YAML with each node's position (for other files, like config)."""
+    return _read_yaml(text, path)
+
+
 def load_script_text(text: str, path: str = "<script>") -> Script:
     """Parse and validate a script; raise :class:`ScriptError` pointing at the first problem."""
     data, located = _read_yaml(text, path)

@@ -511,10 +511,15 @@ class Store:
 
     def set_value(self, key: str, value: str) -> None:
         """Keep an adapter's value (insert or replace)."""
+        self.set_values({key: value})
+
+    def set_values(self, values: dict[str, str]) -> None:
+        """Keep several of an adapter's values in one transaction."""
         with self.engine.begin() as conn:
-            changed = conn.execute(update(adapter_state).where(adapter_state.c.key == key).values(value=value))
-            if not changed.rowcount:
-                conn.execute(insert(adapter_state).values(key=key, value=value))
+            for key, value in values.items():
+                changed = conn.execute(update(adapter_state).where(adapter_state.c.key == key).values(value=value))
+                if not changed.rowcount:
+                    conn.execute(insert(adapter_state).values(key=key, value=value))
 
 
 def _scrubbed(state: dict[str, Any]) -> dict[str, Any]:

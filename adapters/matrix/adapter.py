@@ -1,0 +1,455 @@
+"""The Matrix adapter: circles in Matrix rooms, encrypted or not, on matrix-nio.
+
+People type ``!circle COMMAND`` in a room; the bot answers with ``m.notice`` messages, and
+says private things (consent receipts, help, refusals) in a direct room with the person.
+
+Delivery is exactly once across restarts and faults:
+
+- Sync runs in one task (the *producer*): nio decrypts and tracks room state there. The
+  responses go, one at a time, to a *consumer* that acts on each command and only then
+  checkpoints that response's ``next_batch`` in our database (nio's own ``store_sync_tokens``
+  saves it before any handler has run). A restart syncs again from the checkpoint.
+- A command's event id is kept in the same transaction as the change it made, and is
+  checked before acting: a command seen again is not acted on again. What the bot says about
+  a change is kept in the outbox with it, and every line is sent with a transaction id made
+  from the event it answers, so a resend after a crash appears once.
+- When a sync comes back ``limited`` (more arrived than the timeline holds, e.g. while the
+  bot was down), the gap back to the checkpoint is fetched with ``/messages`` first.
+- Events that cannot be decrypted yet are held (their ids kept across restarts), their keys
+  requested, and retried after every sync; never acted on as garbage.
+- Connection errors and 5xx answers back off (exponential with jitter, capped); a 429
+  (``M_LIMIT_EXCEEDED``) waits for its ``Retry-After`` (or ``retry_after_ms``), a bounded
+  number of times; ``M_UNKNOWN_TOKEN`` stops the bot with a clear message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    ErrorResponse,
+    InviteMemberEvent,
+    MatrixRoom,
+    MegolmEvent,
+    RoomCreateError,
+    RoomGetEventResponse,
+    RoomMemberEvent,
+    RoomMessagesError,
+    RoomMessageText,
+    RoomPreset,
+    SyncError,
+    SyncResponse,
+)
+from nio.event_builders import EnableEncryptionBuilder
+from nio.exceptions import EncryptionError, LocalProtocolError
+
+from adapters.matrix.commands import command_text
+from adapters.matrix.content import PLATFORM, clean_name, member_id, notice, transaction_id, user_of
+from adapters.matrix.login import MatrixLoginError, open_client
+from facilitator.config import MATRIX_USER, GroupConfig, MatrixConfig
+from facilitator.front import handle_command
+from facilitator.runtime.host import Runtime
+from facilitator.voice import Line
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+SYNC_TIMEOUT_MS = 30_000
+GIVE_UP_DECRYPTING = 24 * 3600.0
+MAX_RETRY_AFTER = 300.0
+
+HINTS = {
+    "join_hint": "type !circle join",
+    "consent_hint": "type !circle consent",
+    "command_prefix": "!circle ",
+}
+
+
+class MatrixAdapter:
+    """Carries circles in the Matrix rooms the bot is invited to."""
+
+    platform = PLATFORM
+    durable = True
+
+    def __init__(
+        self,
+        config: MatrixConfig,
+        group_of: Callable[[str], GroupConfig | None] = lambda room: None,
+        *,
+        open_session: Callable[[MatrixConfig], Awaitable[AsyncClient]] = open_client,
+    ) -> None:
+        self.config = config
+        self.group_of = group_of
+        self._open_session = open_session
+        self.client: AsyncClient | None = None
+        self.runtime: Runtime | None = None
+        self.failed: asyncio.Future[BaseException] | None = None
+        """Done with the reason if the adapter had to stop (``facilitator serve`` exits with it)."""
+        self._ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._responses: asyncio.Queue[tuple[SyncResponse, str | None]] = asyncio.Queue(maxsize=1)
+        self._seen: set[str] = set()
+        self._held: dict[str, tuple[str, MegolmEvent, float]] = {}
+        self._direct: dict[str, str] = {}
+        self._direct_lock = asyncio.Lock()
+        self._rooms_changed = asyncio.Event()
+        self.syncs = 0
+        self.handled_syncs = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def connect(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        runtime.hints.setdefault(PLATFORM, dict(HINTS))
+        self.failed = asyncio.get_running_loop().create_future()
+        self.client = await self._open_session(self.config)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._guard(self._produce())), loop.create_task(self._guard(self._consume()))]
+
+    async def disconnect(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        self._tasks = []
+        if self.client is not None:
+            await self.client.close()
+
+    async def wait_ready(self) -> None:
+        """Until the first sync has been handled (tests and ``serve`` use it)."""
+        await self._ready.wait()
+
+    async def _guard(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:  # the adapter cannot carry on: serve stops, saying why
+            if not isinstance(error, MatrixLoginError):
+                log.exception("the Matrix adapter stopped")
+            if self.failed is not None and not self.failed.done():
+                self.failed.set_result(error)
+
+    @property
+    def _client(self) -> AsyncClient:
+        assert self.client is not None, "connect first"
+        return self.client
+
+    @property
+    def _runtime(self) -> Runtime:
+        assert self.runtime is not None, "connect first"
+        return self.runtime
+
+    def _key(self, name: str) -> str:
+        return f"{PLATFORM}:{self.config.user_id}:{name}"
+
+    async def _db(self, fn: Callable[..., R], *args: Any) -> R:
+        return await self._runtime.writer.call(fn, *args)
+
+    # ------------------------------------------------------------------ calling the homeserver
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = float(min(self.config.max_backoff_seconds, 0.5 * 2 ** min(attempt - 1, 20)))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    async def _call(self, what: str, request: Callable[[], Awaitable[R]]) -> R:
+        """``request()``, again after connection errors and 5xx (backing off) and after 429s
+        (waiting as told, a bounded number of times). ``M_UNKNOWN_TOKEN`` stops the adapter."""
+        failures = limited = 0
+        while True:
+            try:
+                response = await request()
+            except (aiohttp.ClientError, TimeoutError, OSError) as error:
+                failures += 1
+                wait = self._backoff(failures)
+                log.warning("%s: homeserver unreachable (%s); trying again in %.1f s", what, error, wait)
+                await asyncio.sleep(wait)
+                continue
+            if not isinstance(response, ErrorResponse):
+                return response
+            status = getattr(getattr(response, "transport_response", None), "status", 0) or 0
+            if response.status_code == "M_UNKNOWN_TOKEN":
+                raise MatrixLoginError(
+                    f"the homeserver refused the bot's access token during {what} (M_UNKNOWN_TOKEN): the device was "
+                    f"logged out. Delete {self.config.store_dir / 'credentials.json'} and the crypto store there, set "
+                    f"{self.config.password_env}, and start again to log in as a new device."
+                )
+            if response.status_code == "M_LIMIT_EXCEEDED" or status == 429:
+                limited += 1
+                if limited > self.config.rate_limit_retries:
+                    log.warning("%s: still rate-limited after %d tries; giving up on it", what, limited - 1)
+                    return response
+                wait = _retry_after(response) or self._backoff(limited)
+                log.warning("%s: rate-limited; waiting %.1f s as the homeserver asks", what, wait)
+                await asyncio.sleep(wait)
+                continue
+            if status >= 500:
+                failures += 1
+                wait = self._backoff(failures)
+                log.warning("%s: homeserver error %s; trying again in %.1f s", what, status, wait)
+                await asyncio.sleep(wait)
+                continue
+            return response
+
+    # ------------------------------------------------------------------ sync: producer
+
+    async def _produce(self) -> None:
+        client = self._client
+        since = await self._db(self._runtime.store.get_value, self._key("sync"))
+        await self._restore_held()
+        first = True
+        failures = 0
+        while True:
+            full_state = True if first and since else None
+            timeout = 0 if first else SYNC_TIMEOUT_MS
+            response = await self._call(
+                "sync",
+                lambda: client.sync(timeout=timeout, since=since, full_state=full_state),  # noqa: B023
+            )
+            if isinstance(response, SyncError):
+                failures += 1
+                wait = self._backoff(failures)
+                log.warning("sync failed (%s %s); trying again in %.1f s", response.status_code, response.message, wait)
+                await asyncio.sleep(wait)
+                continue
+            failures = 0
+            self.syncs += 1
+            await self._keys_housekeeping()
+            self._rooms_changed.set()
+            self._ready.set()  # nio knows the rooms now: lines can be sent (and encrypted)
+            await self._responses.put((response, since if not first or since else None))
+            since = response.next_batch
+            first = False
+
+    async def _keys_housekeeping(self) -> None:
+        """What nio's sync_forever does between syncs: upload, query and claim keys, send to-device."""
+        client = self._client
+        if client.should_upload_keys:
+            await self._call("keys upload", client.keys_upload)
+        if client.should_query_keys:
+            await self._call("keys query", client.keys_query)
+        if client.should_claim_keys:
+            users = client.get_users_for_key_claiming()
+            await self._call("keys claim", lambda: client.keys_claim(users))
+        if client.outgoing_to_device_messages:
+            await self._call("to-device", client.send_to_device_messages)
+
+    # ------------------------------------------------------------------ sync: consumer
+
+    async def _consume(self) -> None:
+        store = self._runtime.store
+        while True:
+            response, since = await self._responses.get()
+            await self._invites(response)
+            if since is not None:  # the very first sync of a new bot is history: nothing in it is acted on
+                for room_id, info in response.rooms.join.items():
+                    for event in await self._timeline(room_id, info, since):
+                        await self._event(room_id, event)
+            await self._retry_held()
+            # Only now is this response handled: checkpoint it (and the events still held).
+            values = {self._key("sync"): response.next_batch, self._key("held"): self._held_json()}
+            await self._db(store.set_values, values)
+            self.handled_syncs += 1
+
+    async def _timeline(self, room_id: str, info: Any, since: str) -> list[Any]:
+        """The room's new events in order; a ``limited`` timeline is completed back to ``since``."""
+        events = list(info.timeline.events)
+        if info.timeline.limited and info.timeline.prev_batch:
+            earlier: list[Any] = []
+            start: str | None = info.timeline.prev_batch
+            while start:
+                page = await self._call(
+                    "fill gap",
+                    lambda: self._client.room_messages(room_id, start=start or "", end=since, limit=100),  # noqa: B023
+                )
+                if isinstance(page, (RoomMessagesError, ErrorResponse)) or not page.chunk:
+                    break
+                earlier.extend(page.chunk)
+                start = page.end if page.end and page.end != start else None
+            known = {e.event_id for e in events}
+            events = [e for e in reversed(earlier) if e.event_id not in known] + events
+        # Nothing from before the bot joined is acted on (a room's history arrives with the join).
+        me = self._client.user_id
+        for index in range(len(events) - 1, -1, -1):
+            event = events[index]
+            if (
+                isinstance(event, RoomMemberEvent)
+                and event.state_key == me
+                and event.membership == "join"
+                and event.prev_membership != "join"
+            ):
+                return events[index + 1 :]
+        return events
+
+    async def _event(self, room_id: str, event: Any) -> None:
+        if isinstance(event, MegolmEvent):
+            await self._hold(room_id, event)
+            return
+        if not isinstance(event, RoomMessageText) or event.sender == self._client.user_id:
+            return  # notices (other bots), media, state and our own words are never commands
+        text = command_text(event.body, event.source.get("content", {}), self.config.command_prefix)
+        if text is None or event.event_id in self._seen:
+            return
+        if await self._runtime.handled(PLATFORM, event.event_id):
+            self._seen.add(event.event_id)
+            return
+        try:
+            await self._command(room_id, event.sender, text, event.event_id)
+        except Exception:  # one bad command must not stop the room: it is logged and counted as seen
+            log.exception("command %s in %s failed", event.event_id, room_id)
+        self._seen.add(event.event_id)
+        if len(self._seen) > 50_000:
+            self._seen.clear()  # the database remembers; this only saves lookups
+
+    async def _command(self, room_id: str, sender: str, text: str, event_id: str) -> None:
+        room = self._client.rooms.get(room_id)
+        name = clean_name(room.user_name(sender) or sender) if room is not None else clean_name(sender)
+        group = self.group_of(room_id)
+        level = self.config.steer_level if group is None or group.steer_level is None else group.steer_level
+        may_steer = room is not None and room.power_levels.get_user_level(sender) >= level
+        await handle_command(
+            self._runtime,
+            PLATFORM,
+            room_id,
+            member_id(sender),
+            name,
+            text,
+            resolve=lambda person: self._resolve(room, person),
+            group=group.info() if group is not None else None,
+            may_steer=may_steer,
+            source=event_id,
+        )
+
+    def _resolve(self, room: MatrixRoom | None, person: str) -> str:
+        """A person named in a command (``@alice:example.org``, or a display name) as a member id."""
+        wanted = person.strip()
+        if MATRIX_USER.match(wanted):
+            return member_id(wanted)
+        if room is not None:
+            plain = wanted.removeprefix("@").casefold()
+            found = [uid for uid, user in room.users.items() if (user.display_name or "").casefold() == plain]
+            if len(found) == 1:
+                return member_id(found[0])
+        return member_id(wanted)
+
+    async def _invites(self, response: SyncResponse) -> None:
+        client = self._client
+        for room_id, info in response.rooms.invite.items():
+            inviter = next(
+                (
+                    e.sender
+                    for e in info.invite_state
+                    if isinstance(e, InviteMemberEvent) and e.state_key == client.user_id and e.membership == "invite"
+                ),
+                "",
+            )
+            if self.config.may_invite(inviter):
+                log.info("joining %s (invited by %s)", room_id, inviter)
+                await self._call("join", lambda: client.join(room_id))  # noqa: B023
+            else:
+                log.warning("refusing the invite to %s from %s: not in allowed_inviters", room_id, inviter)
+                await self._call("reject invite", lambda: client.room_leave(room_id))  # noqa: B023
+
+    # ------------------------------------------------------------------ undecryptable events
+
+    async def _hold(self, room_id: str, event: MegolmEvent) -> None:
+        if event.event_id in self._held:
+            return
+        log.info("holding %s in %s until its keys arrive", event.event_id, room_id)
+        self._held[event.event_id] = (room_id, event, self._runtime.clock.now())
+        with contextlib.suppress(LocalProtocolError):  # already asked for this session's keys
+            await self._call("key request", lambda: self._client.request_room_key(event))
+
+    async def _retry_held(self) -> None:
+        now = self._runtime.clock.now()
+        for event_id, (room_id, event, since) in list(self._held.items()):
+            try:
+                decrypted = self._client.decrypt_event(event)
+            except EncryptionError:
+                decrypted = None
+            if decrypted is not None and not isinstance(decrypted, MegolmEvent):
+                del self._held[event_id]
+                await self._event(room_id, decrypted)
+            elif now - since > GIVE_UP_DECRYPTING:
+                del self._held[event_id]
+                log.warning("gave up on %s in %s: its keys never arrived", event_id, room_id)
+
+    def _held_json(self) -> str:
+        return json.dumps([[room, event_id, since] for event_id, (room, _, since) in self._held.items()])
+
+    async def _restore_held(self) -> None:
+        raw = await self._db(self._runtime.store.get_value, self._key("held"))
+        for room_id, event_id, since in json.loads(raw or "[]"):
+            got = await self._call("fetch held event", lambda: self._client.room_get_event(room_id, event_id))  # noqa: B023
+            if isinstance(got, RoomGetEventResponse) and isinstance(got.event, MegolmEvent):
+                self._held[event_id] = (room_id, got.event, since)
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(self, room: str, lines: list[Line] | Any) -> None:
+        await self._ready.wait()
+        for line in lines:
+            target = room if line.to is None else await self._direct_room(user_of(line.to))
+            if target is None:
+                continue
+            await self._send_notice(target, line)
+
+    async def _send_notice(self, room_id: str, line: Line) -> None:
+        client = self._client
+        content = notice(line)
+        txn = transaction_id(line.key) if line.key else None
+        response = await self._call(
+            "send",
+            lambda: client.room_send(room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=True),
+        )
+        if isinstance(response, ErrorResponse):
+            log.warning("could not say a line in %s: %s %s", room_id, response.status_code, response.message)
+
+    async def _direct_room(self, user_id: str) -> str | None:
+        """The direct room with ``user_id`` for private lines, created (and kept) on first use."""
+        async with self._direct_lock:
+            key = self._key(f"dm:{user_id}")
+            room_id = self._direct.get(user_id) or await self._db(self._runtime.store.get_value, key)
+            if room_id is None:
+                initial = [EnableEncryptionBuilder().as_dict()] if self.config.encrypt_direct_rooms else []
+                created = await self._call(
+                    "create direct room",
+                    lambda: self._client.room_create(
+                        is_direct=True, invite=[user_id], preset=RoomPreset.trusted_private_chat, initial_state=initial
+                    ),
+                )
+                if isinstance(created, (RoomCreateError, ErrorResponse)):
+                    log.warning("could not open a direct room with %s: %s", user_id, created.message)
+                    return None
+                room_id = created.room_id
+                await self._db(self._runtime.store.set_values, {key: room_id})
+            self._direct[user_id] = room_id
+        await self._known(room_id)
+        return room_id
+
+    async def _known(self, room_id: str) -> None:
+        """Wait until a sync has told nio about ``room_id`` (needed before encrypting to it)."""
+        while room_id not in self._client.rooms:
+            self._rooms_changed.clear()
+            await self._rooms_changed.wait()
+
+
+def _retry_after(response: ErrorResponse) -> float | None:
+    """Seconds to wait from a 429: the ``Retry-After`` header first, then ``retry_after_ms``."""
+    transport = getattr(response, "transport_response", None)
+    header = transport.headers.get("Retry-After") if transport is not None else None
+    if header:
+        with contextlib.suppress(ValueError):
+            return min(MAX_RETRY_AFTER, max(0.0, float(header)))
+    if response.retry_after_ms:
+        return min(MAX_RETRY_AFTER, float(response.retry_after_ms) / 1000)
+    return None

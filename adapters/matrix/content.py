@@ -1,0 +1,67 @@
+"""What the bot's lines look like on Matrix: ``m.notice`` events, safe by construction.
+
+- ``body`` is always plain text; ``formatted_body`` is built only from escaped text, the
+  piece holder's mention link and ``<br>``: nothing anyone typed becomes markup.
+- Every notice carries ``m.mentions`` (intentional mentions): only the piece holder is
+  mentioned, and ``@room`` written in a display name or argument pings nobody (with
+  ``m.mentions`` present, homeservers and clients skip the old body-text ``@room`` rule).
+- Notices are what bots send to each other without answering: the bot never acts on one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from typing import Any
+from urllib.parse import quote
+
+from facilitator.voice import MENTION, Line
+
+PLATFORM = "matrix"
+MAX_NAME = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def member_id(user_id: str) -> str:
+    """The runtime's id for a Matrix user (``matrix:@alice:example.org``)."""
+    return f"{PLATFORM}:{user_id}"
+
+
+def user_of(member: str) -> str:
+    """The Matrix user id in a runtime member id."""
+    return member.removeprefix(f"{PLATFORM}:")
+
+
+def clean_name(name: str) -> str:
+    """A display name fit to show: no control or direction characters, at most 64 characters."""
+    cleaned = _CONTROL.sub("", name).strip() or "someone"
+    return cleaned if len(cleaned) <= MAX_NAME else cleaned[: MAX_NAME - 1] + "…"
+
+
+def notice(line: Line) -> dict[str, Any]:
+    """The ``m.notice`` content for one line."""
+    parts = line.text.split(MENTION)
+    escaped = [html.escape(part, quote=False).replace("\n", "<br>") for part in parts]
+    mentions: dict[str, Any] = {}
+    if line.mention and len(parts) > 1:
+        user = user_of(line.mention)
+        name = clean_name(line.mention_name or user)
+        link = f'<a href="https://matrix.to/#/{quote(user, safe="@:")}">{html.escape(name)}</a>'
+        body, formatted = name.join(parts), link.join(escaped)
+        mentions = {"user_ids": [user]}
+    else:
+        body, formatted = "".join(parts), "".join(escaped)
+    return {
+        "msgtype": "m.notice",
+        "body": body,
+        "format": "org.matrix.custom.html",
+        "formatted_body": formatted,
+        "m.mentions": mentions,
+    }
+
+
+def transaction_id(key: str) -> str:
+    """The transaction id to send a line with: the same line key always gives the same id, so a
+    line sent again after a crash is deduplicated by the homeserver."""
+    return "fac" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]

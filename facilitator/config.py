@@ -1,0 +1,210 @@
+"""The configuration of ``facilitator serve``: one YAML file, checked before anything starts.
+
+Secrets never sit in the file: it names the environment variables that hold them
+(``password_env``, ``pickle_key_env``). A mistake is reported as ``file:line:column: what is
+wrong; how to fix it``, the same way as a session script's (the same loader reads both).
+
+Example (see the README for the walk-through)::
+
+    database: sqlite:///facilitator.db
+    matrix:
+      homeserver: https://matrix.example.org
+      user_id: "@facilitator:example.org"
+      password_env: FACILITATOR_MATRIX_PASSWORD
+      pickle_key_env: FACILITATOR_MATRIX_PICKLE_KEY
+      store_dir: matrix-store
+      allowed_inviters: ["@coordinator:example.org", ":example.org"]
+    groups:
+      - name: North West check-ins
+        region: North West
+        sector: health
+        matrix_rooms: ["!abcdef:example.org"]
+        steer_level: 50
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from facilitator.runtime.host import GroupInfo
+from facilitator.script.errors import ScriptError, explain
+from facilitator.script.loader import read_yaml
+
+MATRIX_USER = re.compile(r"^@[^:\s]+:[^\s]+$")
+MATRIX_ROOM = re.compile(r"^![^:\s]+:[^\s]+$")
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+PowerLevel = Annotated[int, Field(ge=0, le=100)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MatrixConfig(_Strict):
+    """How the bot reaches Matrix, and who may bring it into a room."""
+
+    homeserver: str = Field(description="The homeserver's client URL, e.g. https://matrix.example.org.")
+    user_id: str = Field(description="The bot's full Matrix id, e.g. @facilitator:example.org.")
+    password_env: str = Field(
+        default="FACILITATOR_MATRIX_PASSWORD",
+        description="Environment variable holding the bot's password; needed only for the first log-in.",
+    )
+    pickle_key_env: str = Field(
+        default="FACILITATOR_MATRIX_PICKLE_KEY",
+        description="Environment variable holding the passphrase that encrypts the crypto store.",
+    )
+    store_dir: Path = Field(
+        default=Path("matrix-store"),
+        description="Where the device's keys and saved log-in are kept (relative to the config file).",
+    )
+    device_name: str = Field(default="facilitator", max_length=100)
+    allowed_inviters: tuple[str, ...] = Field(
+        default=(),
+        description="Who may invite the bot: full ids (@coordinator:example.org) or whole servers (:example.org).",
+    )
+    command_prefix: str = Field(default="!circle", min_length=1, max_length=32)
+    steer_level: PowerLevel = Field(default=50, description="Power level needed to start and steer circles.")
+    encrypt_direct_rooms: bool = Field(default=True, description="Encrypt the direct rooms for private messages.")
+    max_backoff_seconds: float = Field(default=60.0, gt=0, le=3600)
+    rate_limit_retries: int = Field(default=5, ge=0, le=50)
+
+    @field_validator("homeserver")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL, e.g. https://matrix.example.org")
+        return value.rstrip("/")
+
+    @field_validator("user_id")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not MATRIX_USER.match(value):
+            raise ValueError("must be a full Matrix id like @facilitator:example.org")
+        return value
+
+    @field_validator("password_env", "pickle_key_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        if not ENV_NAME.match(value):
+            raise ValueError("must be the NAME of an environment variable (capitals, digits, _), not the secret")
+        return value
+
+    @field_validator("allowed_inviters")
+    @classmethod
+    def _inviters(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if not (MATRIX_USER.match(entry) or re.match(r"^:[^\s:]+", entry)):
+                raise ValueError(f"{entry!r} is neither a Matrix id (@name:server) nor a server (:server)")
+        return value
+
+    def may_invite(self, user_id: str) -> bool:
+        """Whether an invite from ``user_id`` is accepted."""
+        server = user_id.split(":", 1)[1] if ":" in user_id else ""
+        return user_id in self.allowed_inviters or f":{server}" in self.allowed_inviters
+
+    def password(self) -> str | None:
+        """The password from the environment (None if unset)."""
+        return os.environ.get(self.password_env) or None
+
+    def pickle_key(self) -> str:
+        """The crypto store's passphrase from the environment; it must be set."""
+        key = os.environ.get(self.pickle_key_env, "")
+        if len(key) < 16:
+            raise ConfigError(
+                f"set the environment variable {self.pickle_key_env} to a passphrase of 16 or more characters: "
+                "it encrypts the bot's keys on disk (keep it with your other secrets; the same one every start)"
+            )
+        return key
+
+
+class GroupConfig(_Strict):
+    """A group of rooms: its name, region and sector (for reports), and who may steer there."""
+
+    name: str = Field(min_length=1, max_length=255)
+    region: str | None = Field(default=None, max_length=120)
+    sector: str | None = Field(default=None, max_length=120)
+    matrix_rooms: tuple[str, ...] = ()
+    steer_level: PowerLevel | None = Field(default=None, description="Overrides matrix.steer_level here.")
+
+    @field_validator("matrix_rooms")
+    @classmethod
+    def _rooms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for room in value:
+            if not MATRIX_ROOM.match(room):
+                raise ValueError(f"{room!r} is not a Matrix room id (like !abcdef:example.org; not an #alias)")
+        return value
+
+    def info(self) -> GroupInfo:
+        return GroupInfo(self.name, self.region, self.sector)
+
+
+class ServeConfig(_Strict):
+    """Everything ``facilitator serve`` needs."""
+
+    database: str | None = Field(
+        default=None, description="Database URL; FACILITATOR_DATABASE_URL or sqlite:///facilitator.db otherwise."
+    )
+    matrix: MatrixConfig | None = None
+    groups: tuple[GroupConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _something_to_serve(self) -> ServeConfig:
+        if self.matrix is None:
+            raise ValueError("nothing to serve: add a 'matrix:' section (see the README)")
+        seen: dict[str, str] = {}
+        for group in self.groups:
+            for room in group.matrix_rooms:
+                if room in seen:
+                    raise ValueError(f"room {room} is in two groups ({seen[room]!r} and {group.name!r})")
+                seen[room] = group.name
+        return self
+
+    def group_of(self, room: str) -> GroupConfig | None:
+        """The configured group a room belongs to, if any."""
+        for group in self.groups:
+            if room in group.matrix_rooms:
+                return group
+        return None
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why and how to fix it."""
+
+
+def load_config(path: str | Path) -> ServeConfig:
+    """Read and check a serve configuration; relative paths in it are relative to the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; write one as the README shows") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read it ({error})") from None
+    try:
+        data, located = read_yaml(text, str(path))
+    except ScriptError as error:
+        raise ConfigError(str(error)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1:1: the configuration must be a mapping with a 'matrix:' section (see the README)")
+    try:
+        config = ServeConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError("\n".join(str(e) for e in explain(error, data, located, str(path)))) from None
+    if config.matrix is not None and not config.matrix.store_dir.is_absolute():
+        matrix = config.matrix.model_copy(update={"store_dir": path.parent / config.matrix.store_dir})
+        config = config.model_copy(update={"matrix": matrix})
+    return config
+
+
+def describe(config: ServeConfig) -> dict[str, Any]:
+    """What is configured, without secrets (for the start-up log line)."""
+    out: dict[str, Any] = {"groups": [g.name for g in config.groups]}
+    if config.matrix is not None:
+        out["matrix"] = {"homeserver": config.matrix.homeserver, "user_id": config.matrix.user_id}
+    return out

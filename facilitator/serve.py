@@ -1,0 +1,68 @@
+"""``facilitator serve --config FILE``: the bot, on the chat platforms the file names.
+
+Runs until SIGINT or SIGTERM (then stops taking input, keeps and says what was accepted, and
+exits 0), or until an adapter cannot carry on (a refused log-in, say: exits 1 with why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from typing import Any, TextIO
+
+from facilitator.config import ConfigError, ServeConfig, describe
+from facilitator.runtime.adapter import Adapter
+from facilitator.runtime.host import Runtime
+from facilitator.storage.store import DEFAULT_URL, Store
+
+log = logging.getLogger("facilitator.serve")
+
+
+def database_url(config: ServeConfig, given: str | None) -> str:
+    """``--db``, then the config's ``database``, then FACILITATOR_DATABASE_URL, then the default."""
+    return given or config.database or os.environ.get("FACILITATOR_DATABASE_URL") or DEFAULT_URL
+
+
+async def run_serve(
+    config: ServeConfig, url: str, *, stop: asyncio.Event | None = None, err: TextIO = sys.stderr
+) -> int:
+    """Serve until ``stop`` is set (or a signal comes); returns the exit status."""
+    from adapters.matrix.adapter import MatrixAdapter
+    from adapters.matrix.login import MatrixLoginError
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or not POSIX
+            loop.add_signal_handler(signum, stop.set)
+    adapters: list[Adapter] = []
+    matrix = MatrixAdapter(config.matrix, config.group_of) if config.matrix is not None else None
+    if matrix is not None:
+        adapters.append(matrix)
+    store = Store(url)
+    runtime = Runtime(store, adapters=adapters)
+    log.info("serving %s with %s", describe(config), url.split("@")[-1])
+    try:
+        await runtime.start()
+    except (MatrixLoginError, ConfigError) as error:
+        err.write(f"facilitator serve: {error}\n")
+        await runtime.stop()
+        store.close()
+        return 1
+    failed: list[asyncio.Future[Any]] = [a.failed for a in (matrix,) if a is not None and a.failed is not None]
+    stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    waits: list[asyncio.Future[Any]] = [stopping, *failed]
+    done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    for future in failed:
+        if future in done:
+            err.write(f"facilitator serve: {future.result()}\n")
+            status = 1
+    stopping.cancel()
+    await runtime.stop()
+    store.close()
+    return status
