@@ -36,7 +36,7 @@ from facilitator.script.errors import ScriptError, explain
 from facilitator.script.loader import read_yaml
 
 MATRIX_USER = re.compile(r"^@[^:\s]+:[^\s]+$")
-MATRIX_ROOM = re.compile(r"^![^:\s]+:[^\s]+$")
+MATRIX_ROOM = re.compile(r"^![^:\s]+(:[^\s]+)?$")  # room version 12 ids have no server part
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 PowerLevel = Annotated[int, Field(ge=0, le=100)]

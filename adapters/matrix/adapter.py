@@ -40,6 +40,7 @@ from nio import (
     MatrixRoom,
     MegolmEvent,
     RoomCreateError,
+    RoomCreateEvent,
     RoomGetEventResponse,
     RoomMemberEvent,
     RoomMessagesError,
@@ -96,12 +97,17 @@ class MatrixAdapter:
         """Done with the reason if the adapter had to stop (``facilitator serve`` exits with it)."""
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._responses: asyncio.Queue[tuple[SyncResponse, str | None]] = asyncio.Queue(maxsize=1)
+        # Unbounded on purpose: a command waiting for a direct room to appear needs the producer to
+        # go on syncing while the consumer is busy (each response is small; the checkpoint stays
+        # with the consumer, so nothing is lost if the process dies with responses queued).
+        self._responses: asyncio.Queue[tuple[SyncResponse, str | None]] = asyncio.Queue()
         self._seen: set[str] = set()
         self._held: dict[str, tuple[str, MegolmEvent, float]] = {}
         self._direct: dict[str, str] = {}
         self._direct_lock = asyncio.Lock()
         self._rooms_changed = asyncio.Event()
+        self._creators: dict[str, frozenset[str]] = {}
+        """Per room (version 12 and later): its creators, who outrank every power level."""
         self.syncs = 0
         self.handled_syncs = 0
 
@@ -223,12 +229,28 @@ class MatrixAdapter:
                 continue
             failures = 0
             self.syncs += 1
+            self._note_creators(response)
             await self._keys_housekeeping()
             self._rooms_changed.set()
             self._ready.set()  # nio knows the rooms now: lines can be sent (and encrypted)
             await self._responses.put((response, since if not first or since else None))
             since = response.next_batch
             first = False
+
+    def _note_creators(self, response: SyncResponse) -> None:
+        """Remember each room's creators: from room version 12 they have unlimited power, and
+        the power-level event no longer lists them (nio does not know this yet)."""
+        for room_id, info in response.rooms.join.items():
+            for event in [*info.state, *info.timeline.events]:
+                if isinstance(event, RoomCreateEvent) and _creators_outrank(event.room_version):
+                    extra = event.source.get("content", {}).get("additional_creators", [])
+                    self._creators[room_id] = frozenset([event.sender, *(u for u in extra if isinstance(u, str))])
+
+    def power_level(self, room: MatrixRoom, user_id: str) -> int:
+        """``user_id``'s power level in ``room`` (a room-12 creator counts as above any level)."""
+        if user_id in self._creators.get(room.room_id, ()):
+            return 1_000_000
+        return int(room.power_levels.get_user_level(user_id))
 
     async def _keys_housekeeping(self) -> None:
         """What nio's sync_forever does between syncs: upload, query and claim keys, send to-device."""
@@ -315,7 +337,7 @@ class MatrixAdapter:
         name = clean_name(room.user_name(sender) or sender) if room is not None else clean_name(sender)
         group = self.group_of(room_id)
         level = self.config.steer_level if group is None or group.steer_level is None else group.steer_level
-        may_steer = room is not None and room.power_levels.get_user_level(sender) >= level
+        may_steer = room is not None and self.power_level(room, sender) >= level
         await handle_command(
             self._runtime,
             PLATFORM,
@@ -433,14 +455,21 @@ class MatrixAdapter:
                 room_id = created.room_id
                 await self._db(self._runtime.store.set_values, {key: room_id})
             self._direct[user_id] = room_id
-        await self._known(room_id)
+        await self._known(room_id, user_id)
         return room_id
 
-    async def _known(self, room_id: str) -> None:
-        """Wait until a sync has told nio about ``room_id`` (needed before encrypting to it)."""
-        while room_id not in self._client.rooms:
+    async def _known(self, room_id: str, user_id: str) -> None:
+        """Wait until a sync has told nio about ``room_id`` with ``user_id`` in it (invited or joined):
+        a message encrypted before then would not be shared with them. (A sync can return a new
+        room before all of its creation has happened, the invite included.)"""
+        while user_id not in getattr(self._client.rooms.get(room_id), "users", {}):
             self._rooms_changed.clear()
             await self._rooms_changed.wait()
+
+
+def _creators_outrank(version: str) -> bool:
+    """Room versions where creators have unlimited power (12 and the experimental "hydra" ones)."""
+    return (version.isdigit() and int(version) >= 12) or "hydra" in version
 
 
 def _retry_after(response: ErrorResponse) -> float | None:
