@@ -176,3 +176,36 @@ async def start_bot(config: MatrixConfig, db_url: str, clock: Clock, groups: tup
     await runtime.start()
     await adapter.wait_ready()
     return Bot(runtime, store, adapter)
+
+
+async def people_in_a_room(
+    server: SynapseServer, base: Path, bot_user: str, *, encrypted: bool, names: tuple[str, ...] = ("Ada", "Bea", "Cy")
+) -> tuple[Person, list[Person], str]:
+    """Fran (the room's creator) and ``names``, on their own clients, in a new room with the bot invited."""
+    fran = await Person(server, unique("fran"), base / "fran").start("Fran")
+    people = [await Person(server, unique(n.lower()), base / n).start(n) for n in names]
+    room = await fran.create_room(encrypted=encrypted, invite=[bot_user] + [p.user_id for p in people])
+    for person in people:
+        await person.join(room)
+    return fran, people, room
+
+
+async def everyone_sees(people: list[Person], room: str, count: int, bot_user: str) -> None:
+    """Until every client knows all ``count`` members (and so their devices), the bot among them
+    as joined (the bot never acts on what was said before it joined), before anyone speaks."""
+
+    def ready(p: Person) -> bool:
+        joined = p.client.rooms.get(room)
+        return joined is not None and len(joined.users) == count and bot_user not in joined.invited_users
+
+    for person in people:
+        await person.until(lambda p=person: ready(p))
+
+
+def write_config(path: Path, config: MatrixConfig, db_url: str) -> Path:
+    """A serve configuration file for ``config`` (secrets stay in the environment)."""
+    import yaml
+
+    matrix = config.model_dump(mode="json", exclude_defaults=False)
+    path.write_text(yaml.safe_dump({"database": db_url, "matrix": matrix}), encoding="utf-8")
+    return path

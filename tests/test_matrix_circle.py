@@ -18,7 +18,7 @@ from adapters.matrix.content import member_id
 from facilitator.config import GroupConfig
 from facilitator.runtime.clock import ManualClock
 from facilitator.runtime.host import Hosted
-from tests.matrix_people import BOT_ENV, Bot, Person, bot_config, start_bot, unique
+from tests.matrix_people import BOT_ENV, Bot, Person, bot_config, everyone_sees, start_bot, unique
 from tests.synapse_server import SynapseServer
 
 
@@ -58,9 +58,7 @@ async def matrix_room(
     bot = await start_bot(config, db_url, clock, (group,))
     for person in people:
         await person.join(room)
-    await fran.until(lambda: config.user_id in fran.client.rooms[room].users)
-    for person in [fran, *people]:  # everyone's client knows everyone (and their devices) before speaking
-        await person.until(lambda p=person: len(p.client.rooms[room].users) == 5)  # type: ignore[misc]
+    await everyone_sees([fran, *people], room, 5, config.user_id)
     circle = Circle(bot, room, fran, people, clock)
     try:
         yield circle

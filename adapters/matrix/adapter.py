@@ -271,6 +271,7 @@ class MatrixAdapter:
         store = self._runtime.store
         while True:
             response, since = await self._responses.get()
+            log.debug("handling sync %s (rooms: %d)", response.next_batch, len(response.rooms.join))
             await self._invites(response)
             if since is not None:  # the very first sync of a new bot is history: nothing in it is acted on
                 for room_id, info in response.rooms.join.items():
@@ -321,6 +322,7 @@ class MatrixAdapter:
         text = command_text(event.body, event.source.get("content", {}), self.config.command_prefix)
         if text is None or event.event_id in self._seen:
             return
+        log.info("command %r from %s in %s (%s)", text.split(" ", 1)[0][:20], event.sender, room_id, event.event_id)
         if await self._runtime.handled(PLATFORM, event.event_id):
             self._seen.add(event.event_id)
             return
