@@ -38,11 +38,12 @@ async def handle_command(
     to it is keyed from it, so a platform that deduplicates sends shows each reply once."""
     parsed = parse(text)
     hosted = runtime.circle_in(platform, room)
-    steering = hosted is not None and by in hosted.circle.state.facilitators
+    steering = hosted is not None and by in hosted.circle.state.facilitators and may_steer
+    could_start = hosted is None and may_steer
     if isinstance(parsed, Help):
-        return await _help(runtime, platform, room, by, parsed.problem, steering or hosted is None, source)
+        return await _help(runtime, platform, room, by, parsed.problem, steering or could_start, source)
     if parsed.name == "help":
-        return await _help(runtime, platform, room, by, "", steering or hosted is None, source)
+        return await _help(runtime, platform, room, by, "", steering or could_start, source)
     if parsed.name == "scripts":
         names = ", ".join(runtime.library.names())
         return await runtime.say_private(platform, room, by, "scripts", source=source, names=names)
@@ -65,6 +66,7 @@ async def handle_command(
 async def _help(
     runtime: Runtime, platform: str, room: str, by: str, problem: str, steering: bool, source: str | None
 ) -> A.Outcome:
-    commands = ", ".join(help_lines(steering))
+    prefix = runtime.hints.get(platform, {}).get("command_prefix", "")
+    commands = ", ".join(prefix + line for line in help_lines(steering))
     template = "help_problem" if problem else "help"
     return await runtime.say_private(platform, room, by, template, source=source, problem=problem, commands=commands)

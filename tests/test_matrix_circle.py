@@ -117,3 +117,93 @@ async def test_a_whole_circle_in_a_matrix_room(matrix_room: Circle) -> None:
     assert {e["via"] for e in ledger} == {"matrix"}
     in_room = [n.body for n in fran.notices if n.room_id == room]
     assert not any("exactly what this circle keeps" in body for body in in_room)  # consent text stayed private
+
+
+async def test_synapse_stopped_and_started_mid_circle_the_bot_reconnects_and_carries_on(
+    matrix_room: Circle, synapse: SynapseServer
+) -> None:
+    c = matrix_room
+    fran, (ada, bea, _), room = c.fran, c.people, c.room
+    await fran.say(room, "!circle start check-in-30")
+    await fran.expect("Check-in circle", room_id=room)
+    await ada.say(room, "!circle join")
+    await ada.expect("exactly what this circle keeps")
+    syncs = c.bot.adapter.syncs
+    synapse.restart()  # the bot's long poll breaks; it backs off and syncs again
+    await bea.say(room, "!circle join")
+    await bea.expect("exactly what this circle keeps")
+    hosted = c.hosted()
+    assert hosted is not None and set(hosted.circle.state.participants) == {
+        member_id(ada.user_id),
+        member_id(bea.user_id),
+    }
+    assert c.bot.adapter.syncs > syncs
+    assert c.bot.adapter.failed is not None and not c.bot.adapter.failed.done()
+
+
+async def test_bad_input_is_answered_and_harms_nothing(matrix_room: Circle, synapse: SynapseServer) -> None:
+    c = matrix_room
+    fran, (ada, bea, _), room = c.fran, c.people, c.room
+    await ada.say(room, "!circle frobnicate")  # unknown: help, privately
+    helped = await ada.expect("I did not understand")
+    assert helped.room_id != room and "!circle join" in helped.body
+    await ada.say(room, "!circle start check-in-30")  # power level 0: may not start
+    refused = await ada.expect("Only a facilitator")
+    assert refused.room_id != room and c.hosted() is None
+
+    await fran.say(room, "!circle start check-in-30")
+    await fran.expect("Check-in circle", room_id=room)
+    hostile = '<b>@room</b> <img src=x onerror=alert(1)> =HYPERLINK("x")'
+    await bea.client.set_displayname(hostile)
+    await bea.until(lambda: bea.client.rooms[room].users[bea.user_id].display_name == hostile)
+    await c.bot.runtime.settle()
+    await bea.say(room, "!circle join")
+    await bea.expect("exactly what this circle keeps")
+    await bea.say(room, "!circle consent")
+    await bea.expect("recorded", after=len(bea.notices) - 1)
+    await fran.say(room, "!circle begin")
+    await fran.until(lambda: c.hosted() is not None and c.hosted().circle.status.value == "running")  # type: ignore[union-attr]
+    await c.settle_time(120)
+    given = await bea.expect("the talking piece is with you", room_id=room)
+    assert given.content["m.mentions"] == {"user_ids": [bea.user_id]}  # only Bea, never the room
+    assert "<b>" not in given.content["formatted_body"] and "<img" not in given.content["formatted_body"]
+    assert "&lt;img" in given.content["formatted_body"]
+    for notice in fran.notices:
+        assert notice.content.get("m.mentions", {}).get("room") is not True
+
+    long_command = "!circle " + "x" * 60_000  # near Synapse's 64 KiB event limit
+    await ada.say(room, long_command)
+    await ada.expect("I did not understand", after=len(ada.notices))
+    assert c.bot.adapter.failed is not None and not c.bot.adapter.failed.done()
+
+
+async def test_an_invite_from_someone_not_allowed_is_refused(
+    synapse: SynapseServer, tmp_path: Path, clock: ManualClock, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in BOT_ENV.items():
+        monkeypatch.setenv(name, value)
+    coordinator = await Person(synapse, unique("coordinator"), tmp_path / "co").start("Coordinator")
+    stranger = await Person(synapse, unique("stranger"), tmp_path / "st").start("Stranger")
+    config = bot_config(synapse, tmp_path / "bot", allowed_inviters=(coordinator.user_id,))
+    bot = await start_bot(config, db_url, clock)
+    try:
+        refused_room = await stranger.create_room(encrypted=False, invite=[config.user_id])
+        welcome_room = await coordinator.create_room(encrypted=False, invite=[config.user_id])
+        joined = coordinator.client.rooms[welcome_room]
+        await coordinator.until(lambda: config.user_id in joined.users and config.user_id not in joined.invited_users)
+        membership: list[str] = []
+
+        async def bot_membership() -> None:
+            got = await stranger.client.room_get_state_event(refused_room, "m.room.member", config.user_id)
+            membership[:] = [str(getattr(got, "content", {}).get("membership"))]
+
+        for _ in range(100):  # the bot answers the stranger's invite before the coordinator's, or just after
+            await bot_membership()
+            if membership == ["leave"]:
+                break
+            await asyncio.sleep(0.1)  # polling the server's answer, not waiting on a timer
+        assert membership == ["leave"]  # the invite was rejected
+        assert refused_room not in bot.adapter._client.rooms
+    finally:
+        await bot.stop()
+        await asyncio.gather(coordinator.stop(), stranger.stop())
