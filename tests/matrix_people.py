@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,7 @@ async def everyone_sees(people: list[Person], room: str, count: int, bot_user: s
         return joined is not None and len(joined.users) == count and bot_user not in joined.invited_users
 
     for person in people:
-        await person.until(lambda p=person: ready(p))
+        await person.until(partial(ready, person))
 
 
 def write_config(path: Path, config: MatrixConfig, db_url: str) -> Path:
