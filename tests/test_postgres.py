@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.exc import DBAPIError
 
 from facilitator.runtime.clock import ManualClock
-from facilitator.storage.store import consent as consent_table
+from facilitator.storage.tables import consent_table
 from tests.conftest import make_host
 from tests.test_runtime import run_whole_circle
 

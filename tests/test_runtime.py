@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from facilitator.storage.store import consent as consent_table
+from facilitator.storage.tables import consent_table
 from tests.conftest import Host, in_the_check_in_round
 
 

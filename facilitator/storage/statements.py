@@ -17,22 +17,26 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert, Update
 
 from facilitator.storage.tables import (
-    Attendance,
-    AuditEntry,
-    CircleRow,
-    ConsentEntry,
-    HandledEvent,
-    OutboxEntry,
-    PromptUse,
+    attendance_table as attendance,
 )
-
-attendance = Attendance.__table__  # type: ignore[attr-defined]
-audit = AuditEntry.__table__  # type: ignore[attr-defined]
-circles = CircleRow.__table__  # type: ignore[attr-defined]
-consent = ConsentEntry.__table__  # type: ignore[attr-defined]
-prompt_use = PromptUse.__table__  # type: ignore[attr-defined]
-handled = HandledEvent.__table__  # type: ignore[attr-defined]
-outbox = OutboxEntry.__table__  # type: ignore[attr-defined]
+from facilitator.storage.tables import (
+    audit_table as audit,
+)
+from facilitator.storage.tables import (
+    circles_table as circles,
+)
+from facilitator.storage.tables import (
+    consent_table as consent,
+)
+from facilitator.storage.tables import (
+    handled_table as handled,
+)
+from facilitator.storage.tables import (
+    outbox_table as outbox,
+)
+from facilitator.storage.tables import (
+    prompt_use_table as prompt_use,
+)
 
 _OPEN_SEAT = (
     attendance.c.circle_id == bindparam("b_circle"),

@@ -37,34 +37,42 @@ from facilitator.storage.statements import (
     Batch,
 )
 from facilitator.storage.tables import (
-    AdapterState,
-    Attendance,
-    AuditEntry,
-    CircleRow,
-    ConsentEntry,
-    Group,
-    HandledEvent,
-    Member,
-    OutboxEntry,
-    PromptUse,
-    ScriptRow,
+    adapter_state_table as adapter_state,
+)
+from facilitator.storage.tables import (
+    attendance_table as attendance,
+)
+from facilitator.storage.tables import (
+    audit_table as audit,
+)
+from facilitator.storage.tables import (
+    circles_table as circles,
+)
+from facilitator.storage.tables import (
+    consent_table as consent,
+)
+from facilitator.storage.tables import (
+    groups_table as groups,
+)
+from facilitator.storage.tables import (
+    handled_table as handled,
+)
+from facilitator.storage.tables import (
+    members_table as members,
+)
+from facilitator.storage.tables import (
+    outbox_table as outbox,
+)
+from facilitator.storage.tables import (
+    prompt_use_table as prompt_use,
+)
+from facilitator.storage.tables import (
+    scripts_table as scripts,
 )
 
 DEFAULT_URL = "sqlite:///facilitator.db"
 
 log = logging.getLogger(__name__)
-
-attendance = Attendance.__table__  # type: ignore[attr-defined]
-audit = AuditEntry.__table__  # type: ignore[attr-defined]
-circles = CircleRow.__table__  # type: ignore[attr-defined]
-consent = ConsentEntry.__table__  # type: ignore[attr-defined]
-groups = Group.__table__  # type: ignore[attr-defined]
-members = Member.__table__  # type: ignore[attr-defined]
-prompt_use = PromptUse.__table__  # type: ignore[attr-defined]
-scripts = ScriptRow.__table__  # type: ignore[attr-defined]
-handled = HandledEvent.__table__  # type: ignore[attr-defined]
-outbox = OutboxEntry.__table__  # type: ignore[attr-defined]
-adapter_state = AdapterState.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,3 +178,17 @@ class AdapterState(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=320)
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+# The SQLAlchemy Core tables, for the store's statements (sqlmodel declares ``__table__`` untyped).
+attendance_table = Attendance.__table__  # type: ignore[attr-defined]
+audit_table = AuditEntry.__table__  # type: ignore[attr-defined]
+circles_table = CircleRow.__table__  # type: ignore[attr-defined]
+consent_table = ConsentEntry.__table__  # type: ignore[attr-defined]
+groups_table = Group.__table__  # type: ignore[attr-defined]
+members_table = Member.__table__  # type: ignore[attr-defined]
+prompt_use_table = PromptUse.__table__  # type: ignore[attr-defined]
+scripts_table = ScriptRow.__table__  # type: ignore[attr-defined]
+handled_table = HandledEvent.__table__  # type: ignore[attr-defined]
+outbox_table = OutboxEntry.__table__  # type: ignore[attr-defined]
+adapter_state_table = AdapterState.__table__  # type: ignore[attr-defined]
