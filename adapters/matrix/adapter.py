@@ -29,7 +29,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -68,11 +68,14 @@ SYNC_TIMEOUT_MS = 30_000
 GIVE_UP_DECRYPTING = 24 * 3600.0
 MAX_RETRY_AFTER = 300.0
 
-HINTS = {
-    "join_hint": "type !circle join",
-    "consent_hint": "type !circle consent",
-    "command_prefix": "!circle ",
-}
+
+def hints(prefix: str) -> dict[str, str]:
+    """The platform words in the bot's lines, with the configured command prefix."""
+    return {
+        "join_hint": f"type {prefix} join",
+        "consent_hint": f"type {prefix} consent",
+        "command_prefix": f"{prefix} ",
+    }
 
 
 class MatrixAdapter:
@@ -109,13 +112,12 @@ class MatrixAdapter:
         self._creators: dict[str, frozenset[str]] = {}
         """Per room (version 12 and later): its creators, who outrank every power level."""
         self.syncs = 0
-        self.handled_syncs = 0
 
     # ------------------------------------------------------------------ lifecycle
 
     async def connect(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        runtime.hints.setdefault(PLATFORM, dict(HINTS))
+        runtime.hints.setdefault(PLATFORM, hints(self.config.command_prefix))
         self.failed = asyncio.get_running_loop().create_future()
         self.client = await self._open_session(self.config)
         loop = asyncio.get_running_loop()
@@ -139,7 +141,7 @@ class MatrixAdapter:
             await work
         except asyncio.CancelledError:
             raise
-        except BaseException as error:  # the adapter cannot carry on: serve stops, saying why
+        except Exception as error:  # the adapter cannot carry on: serve stops, saying why
             if not isinstance(error, MatrixLoginError):
                 log.exception("the Matrix adapter stopped")
             if self.failed is not None and not self.failed.done():
@@ -281,7 +283,6 @@ class MatrixAdapter:
             # Only now is this response handled: checkpoint it (and the events still held).
             values = {self._key("sync"): response.next_batch, self._key("held"): self._held_json()}
             await self._db(store.set_values, values)
-            self.handled_syncs += 1
 
     async def _timeline(self, room_id: str, info: Any, since: str) -> list[Any]:
         """The room's new events in order; a ``limited`` timeline is completed back to ``since``."""
@@ -419,7 +420,7 @@ class MatrixAdapter:
 
     # ------------------------------------------------------------------ sending
 
-    async def send(self, room: str, lines: list[Line] | Any) -> None:
+    async def send(self, room: str, lines: Sequence[Line]) -> None:
         await self._ready.wait()
         for line in lines:
             target = room if line.to is None else await self._direct_room(user_of(line.to))

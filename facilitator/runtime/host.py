@@ -48,6 +48,9 @@ from facilitator.voice import Line, Voice
 log = logging.getLogger(__name__)
 
 GC_THRESHOLD = 50_000
+HANDLED_KEPT_FOR = 7 * 24 * 3600.0
+"""How long a handled message id is kept: platforms redeliver within minutes or hours (from the
+last sync checkpoint, a gateway resume), never a week later."""
 
 
 def tune_gc() -> None:
@@ -106,6 +109,8 @@ class Runtime:
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.adapters = {a.platform: a for a in adapters}
+        self._durable = frozenset(p for p, a in self.adapters.items() if getattr(a, "durable", False))
+        """Platforms whose adapters deduplicate sends by key: only they get keyed lines and the outbox."""
         self.voice = voice or Voice.load()
         self.library = library or ScriptLibrary()
         self.hints = hints or {}
@@ -271,15 +276,13 @@ class Runtime:
             return True
         return await self.writer.call(self.store.is_handled, platform, source)
 
-    def _durable(self, platform: str) -> bool:
-        return bool(getattr(self.adapters.get(platform), "durable", False))
-
     async def _redeliver(self) -> None:
         """Send the lines a previous process kept but may not have sent, under their first keys."""
-        durable = [p for p in self.adapters if self._durable(p)]
-        if not durable:
+        if not self._durable:
             return
-        for out in await self.writer.call(self.store.pending_outbox, durable):
+        week_ago = self.clock.now() - HANDLED_KEPT_FOR
+        await self.writer.call(self.store.forget_handled_before, week_ago)
+        for out in await self.writer.call(self.store.pending_outbox, sorted(self._durable)):
             await self._send(out.platform, out.room, [Line(**line) for line in out.lines])
             self.writer.sent(out.key)
 
@@ -404,12 +407,13 @@ class Runtime:
         committed: asyncio.Future[None] | None = None
         state: dict[str, Any] | None = None
         lines: list[Line] | None = None
-        key = source or secrets.token_hex(8)
+        durable = hosted.platform in self._durable
+        key = source or (secrets.token_hex(8) if durable else "")
         if outcome.accepted and not isinstance(event, E.Status):
             circle = hosted.circle
             state = circle.snapshot()
             outgoing = None
-            if self._durable(hosted.platform):
+            if durable:
                 lines = self._render(hosted.platform, outcome.actions, key)
                 outgoing = Outgoing(hosted.platform, hosted.room, key, [asdict(line) for line in lines])
             write = Write(
@@ -506,9 +510,14 @@ class Runtime:
                 observer(hosted, action)
 
     def _render(self, platform: str, actions: Sequence[A.Action], key: str) -> list[Line]:
-        """The lines for ``actions``, each keyed ``KEY.N`` (stable for one incoming message)."""
+        """The lines for ``actions``; on a durable platform each keyed ``KEY.N`` (stable for one
+        incoming message), elsewhere unkeyed (no cost on the hot path of platforms that ignore keys)."""
         hints = self.hints.get(platform)
-        lines = [line for action in actions for line in self.voice.render(action, hints)]
+        return self._keyed(platform, [line for action in actions for line in self.voice.render(action, hints)], key)
+
+    def _keyed(self, platform: str, lines: list[Line], key: str) -> list[Line]:
+        if platform not in self._durable:
+            return lines
         return [replace(line, key=f"{key}.{n}") for n, line in enumerate(lines)]
 
     async def _send(self, platform: str, room: str, lines: list[Line]) -> None:
@@ -532,6 +541,6 @@ class Runtime:
         self, platform: str, room: str, to: str, template: str, *, source: str | None = None, **params: str
     ) -> A.Outcome:
         """Say ``template`` privately to ``to`` (help, the list of scripts)."""
-        key = f"{source or secrets.token_hex(8)}.0"
-        await self._send(platform, room, [Line(self.voice.say(template, **params), to=to, key=key)])
+        line = Line(self.voice.say(template, **params), to=to)
+        await self._send(platform, room, self._keyed(platform, [line], source or secrets.token_hex(8)))
         return A.Outcome(True)
