@@ -24,6 +24,8 @@ class CommandSpec:
     aliases: tuple[str, ...] = ()
     needs: int = 0
     """How many arguments it must have."""
+    stepping_in: bool = False
+    """Only for someone the platform lets steer who is not (yet) a facilitator of the circle."""
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -44,6 +46,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("end", "end", True),
     CommandSpec("role", "role PERSON ROLE", True, needs=2),
     CommandSpec("cofacilitator", "cofacilitator PERSON", True, ("share",), needs=1),
+    CommandSpec("stepin", "step in", True, ("step", "step-in", "takeover"), stepping_in=True),
     CommandSpec("help", "help", False),
 )
 
@@ -82,9 +85,10 @@ def parse(text: str) -> Parsed | Help:
     return Parsed(spec.name, args)
 
 
-def help_lines(steering: bool) -> list[str]:
-    """The usages a person may use (facilitators see the steering ones too)."""
-    return [spec.usage for spec in COMMANDS if steering or not spec.steering]
+def help_lines(steering: bool, may_step_in: bool = False) -> list[str]:
+    """The usages a person may use (facilitators see the steering ones too; someone the platform
+    lets steer, in a circle they do not facilitate, sees ``step in``)."""
+    return [spec.usage for spec in COMMANDS if (may_step_in if spec.stepping_in else steering or not spec.steering)]
 
 
 def to_event(parsed: Parsed, by: str, name: str, resolve: Callable[[str], str]) -> E.Event | Help:
@@ -127,4 +131,8 @@ def to_event(parsed: Parsed, by: str, name: str, resolve: Callable[[str], str]) 
             return E.AssignRole(by, resolve(args[0]), args[1].lower())
         case "cofacilitator":
             return E.AddFacilitator(by, resolve(args[0]))
+        case "stepin":
+            if args and [a.lower() for a in args] != ["in"]:
+                return Help("step in takes nothing more")
+            return E.StepIn(by, name)
     return Help(f"{parsed.name} is answered by the adapter")

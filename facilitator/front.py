@@ -31,22 +31,29 @@ async def handle_command(
     group: GroupInfo | None = None,
     may_steer: bool = True,
     source: str | None = None,
+    direct: bool = False,
 ) -> A.Outcome:
     """Carry out one command from ``by`` (display name ``name``) in ``room``.
 
+    ``may_steer`` is the platform's word on whether ``by`` may start and steer circles here
+    (room power levels, Discord roles). ``direct`` marks a one-to-one room with the bot: no
+    circle meets there, so only ``help`` and ``scripts`` are answered, with a pointer back.
     ``source`` is the platform's id of the message (see :meth:`Runtime.submit`): every reply
     to it is keyed from it, so a platform that deduplicates sends shows each reply once."""
     parsed = parse(text)
+    if direct:
+        return await _direct(runtime, platform, room, by, parsed, source)
     hosted = runtime.circle_in(platform, room)
     steering = hosted is not None and by in hosted.circle.state.facilitators and may_steer
     could_start = hosted is None and may_steer
-    if isinstance(parsed, Help):
-        return await _help(runtime, platform, room, by, parsed.problem, steering or could_start, source)
-    if parsed.name == "help":
-        return await _help(runtime, platform, room, by, "", steering or could_start, source)
+    may_step_in = hosted is not None and may_steer and by not in hosted.circle.state.facilitators
+    if isinstance(parsed, Help) or parsed.name == "help":
+        problem = parsed.problem if isinstance(parsed, Help) else ""
+        return await _help(
+            runtime, platform, room, by, problem, help_lines(steering or could_start, may_step_in), source
+        )
     if parsed.name == "scripts":
-        names = ", ".join(runtime.library.names())
-        return await runtime.say_private(platform, room, by, "scripts", source=source, names=names)
+        return await _scripts(runtime, platform, room, by, source)
     if parsed.name == "start":
         if not may_steer:
             return await runtime.refuse(platform, room, by, "not_facilitator", source=source)
@@ -57,16 +64,41 @@ async def handle_command(
         parsed = Parsed("consent", (hosted.circle.script.consent.text_hash,))
     event = to_event(parsed, by, name, resolve)
     if isinstance(event, Help):
-        return await _help(runtime, platform, room, by, event.problem, steering, source)
-    if isinstance(event, E.STEERING_EVENTS) and not may_steer:
+        return await _help(runtime, platform, room, by, event.problem, help_lines(steering, may_step_in), source)
+    if isinstance(event, E.NEEDS_PERMISSION) and not may_steer:
         return await runtime.refuse(platform, room, by, "not_facilitator", source=source)
     return await runtime.submit(platform, room, event, source=source)
 
 
-async def _help(
-    runtime: Runtime, platform: str, room: str, by: str, problem: str, steering: bool, source: str | None
+DIRECT_COMMANDS = ["help", "scripts"]
+"""What a one-to-one room with the bot answers (issue 5 adds what is kept about me)."""
+
+
+async def _direct(
+    runtime: Runtime, platform: str, room: str, by: str, parsed: Parsed | Help, source: str | None
 ) -> A.Outcome:
+    if isinstance(parsed, Parsed) and parsed.name == "scripts":
+        return await _scripts(runtime, platform, room, by, source)
+    if isinstance(parsed, Help) or parsed.name == "help":
+        problem = parsed.problem if isinstance(parsed, Help) else ""
+        return await _help(runtime, platform, room, by, problem, DIRECT_COMMANDS, source)
+    commands = _listed(runtime, platform, DIRECT_COMMANDS)
+    return await runtime.say_private(platform, room, by, "direct_room", source=source, commands=commands)
+
+
+async def _scripts(runtime: Runtime, platform: str, room: str, by: str, source: str | None) -> A.Outcome:
+    names = ", ".join(runtime.library.names())
+    return await runtime.say_private(platform, room, by, "scripts", source=source, names=names)
+
+
+def _listed(runtime: Runtime, platform: str, usages: list[str]) -> str:
     prefix = runtime.hints.get(platform, {}).get("command_prefix", "")
-    commands = ", ".join(prefix + line for line in help_lines(steering))
+    return ", ".join(prefix + usage for usage in usages)
+
+
+async def _help(
+    runtime: Runtime, platform: str, room: str, by: str, problem: str, usages: list[str], source: str | None
+) -> A.Outcome:
+    commands = _listed(runtime, platform, usages)
     template = "help_problem" if problem else "help"
     return await runtime.say_private(platform, room, by, template, source=source, problem=problem, commands=commands)

@@ -126,6 +126,9 @@ class Voice:
             case A.FacilitatorAdded():
                 text = s("facilitator_added", mention=MENTION)
                 return [Line(text, mention=action.member, mention_name=action.name)]
+            case A.SteppedIn():
+                text = s("stepped_in", mention=MENTION)
+                return [Line(text, mention=action.member, mention_name=action.name)]
             case A.StatusReport():
                 return [Line(self._status_text(action), to=action.to)]
             case A.Back():

@@ -73,6 +73,7 @@ def _event(kind: type) -> E.Event:
         E.AskPiece: E.AskPiece(ANA),
         E.AssignRole: E.AssignRole(FAC, BEN, "presenter"),
         E.AddFacilitator: E.AddFacilitator(FAC, BEN),
+        E.StepIn: E.StepIn("t:moderator", "Mo"),
         E.Status: E.Status(ANA),
         E.Tick: E.Tick(),
         E.Recover: E.Recover(5.0),
@@ -104,10 +105,10 @@ EXPECTED_CODE: dict[tuple[CircleStatus, type], str] = {
 
 
 def test_the_tables_cover_every_event_and_status():
-    assert len(EVENT_TYPES) == 18
+    assert len(EVENT_TYPES) == 19
     assert {kind for _, kind in TRANSITIONS} == set(EVENT_TYPES)
     assert {status for status, _ in TRANSITIONS} == set(S)
-    assert len(ILLEGAL) + len(LEGAL) == 5 * 18
+    assert len(ILLEGAL) + len(LEGAL) == 5 * 19
     for status in S:
         assert BUILD[status]().circle.status is status
 

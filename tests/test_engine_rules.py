@@ -105,6 +105,25 @@ def test_co_facilitator_can_steer():
     assert run.circle.status is CircleStatus.PAUSED
 
 
+def test_someone_trusted_by_the_room_steps_in_when_the_facilitator_has_gone(three):
+    """The platform has checked the room's permissions; the engine announces and audits it."""
+    run = three
+    run.refused(E.End("t:moderator"), 110.0, "not_facilitator")
+    out = run.ok(E.StepIn("t:moderator", "Mo"), 111.0)
+    assert of(out, A.SteppedIn) == [A.SteppedIn("t:moderator", "Mo")]
+    assert kept(out, A.Audit) == [A.Audit("t:moderator", "stepin", "", 111.0)]
+    run.refused(E.StepIn("t:moderator", "Mo"), 112.0, "already_facilitating")
+    run.refused(E.StepIn(FAC, "Fran"), 112.0, "already_facilitating")
+    out = run.ok(E.End("t:moderator"), 113.0)
+    assert run.circle.status is CircleStatus.ENDED
+
+
+def test_an_anonymous_attendee_cannot_step_in():
+    run = gathered(make_script(round_phase(), allow_anonymous=True))
+    run.join("t:quiet", 1.0, anonymous=True)
+    run.refused(E.StepIn("t:quiet", "Quinn"), 2.0, "anonymous_facilitator")
+
+
 # ---------------------------------------------------------------- the talking piece
 
 

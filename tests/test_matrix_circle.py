@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import nio
 import pytest
 
 from adapters.matrix.content import member_id
@@ -207,3 +208,58 @@ async def test_an_invite_from_someone_not_allowed_is_refused(
     finally:
         await bot.stop()
         await asyncio.gather(coordinator.stop(), stranger.stop())
+
+
+async def test_leaving_the_room_leaves_the_circle_and_a_moderator_steps_in_when_the_facilitator_goes(
+    matrix_room: Circle,
+) -> None:
+    c = matrix_room
+    fran, (ada, bea, cy), room = c.fran, c.people, c.room
+    await fran.say(room, "!circle start check-in-30")
+    await fran.expect("Check-in circle", room_id=room)
+    direct = ""
+    for person in (ada, bea, cy):
+        await person.say(room, "!circle join")
+        asked = await person.expect("exactly what this circle keeps")
+        direct = direct or asked.room_id
+        await person.say(room, "!circle consent")
+        await person.expect("recorded", after=len(person.notices) - 1)
+    hosted = c.hosted()
+    assert hosted is not None
+
+    # A command typed in the bot's direct room opens nothing there and points back to the circle.
+    await ada.say(direct, "!circle start check-in-30")
+    pointed = await ada.expect("type that in the circle's room", room_id=direct)
+    assert "!circle help" in pointed.body
+    assert c.bot.runtime.circle_in("matrix", direct) is None
+
+    await fran.say(room, "!circle begin")
+    await fran.until(lambda: hosted.circle.status.value == "running")
+    await c.settle_time(120)
+    assert hosted.circle.holder == member_id(ada.user_id)
+    seen = len(bea.notices)
+    left = await ada.client.room_leave(room)  # Ada closes the room mid-turn: she leaves the circle too
+    assert isinstance(left, nio.RoomLeaveResponse), left
+    await bea.expect("stepped out of the circle", room_id=room, after=seen)
+    await bea.until(lambda: hosted.circle.holder == member_id(bea.user_id))
+    assert hosted.circle.state.participants[member_id(ada.user_id)].state == "left"
+
+    # Fran makes Bea a moderator, then her connection goes for good.
+    levels = await fran.client.room_get_state_event(room, "m.room.power_levels")
+    assert isinstance(levels, nio.RoomGetStateEventResponse), levels
+    content = dict(levels.content)
+    content["users"] = {**content.get("users", {}), bea.user_id: 50}
+    put = await fran.client.room_put_state(room, "m.room.power_levels", content)
+    assert isinstance(put, nio.RoomPutStateResponse), put
+    await fran.client.room_leave(room)
+
+    await cy.say(room, "!circle step in")  # power level 0: not for Cy
+    refused = await cy.expect("Only a facilitator", after=len(cy.notices))
+    assert refused.room_id != room and member_id(cy.user_id) not in hosted.circle.state.facilitators
+    await bea.say(room, "!circle step in")
+    stepped = await cy.expect("has stepped in to facilitate", room_id=room)
+    assert stepped.content["m.mentions"] == {"user_ids": [bea.user_id]}
+    await bea.say(room, "!circle end")
+    await cy.expect("closed", room_id=room, after=len(cy.notices) - 1)
+    assert c.hosted() is None
+    assert [action for action, _ in c.bot.store.audit_of(hosted.id)][-2:] == ["stepin", "end"]

@@ -29,7 +29,7 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -56,6 +56,7 @@ from adapters.matrix.commands import command_text
 from adapters.matrix.content import PLATFORM, clean_name, member_id, notice, transaction_id, user_of
 from adapters.matrix.login import MatrixLoginError, open_client
 from facilitator.config import MATRIX_USER, GroupConfig, MatrixConfig
+from facilitator.engine.events import Leave
 from facilitator.front import handle_command
 from facilitator.runtime.host import Runtime
 from facilitator.voice import Line
@@ -107,6 +108,9 @@ class MatrixAdapter:
         self._seen: set[str] = set()
         self._held: dict[str, tuple[str, MegolmEvent, float]] = {}
         self._direct: dict[str, str] = {}
+        """Person -> the direct room for their private lines."""
+        self._is_direct: dict[str, bool] = {}
+        """Room -> whether it is a one-to-one room with the bot (no circle meets there)."""
         self._direct_lock = asyncio.Lock()
         self._rooms_changed = asyncio.Event()
         self._creators: dict[str, frozenset[str]] = {}
@@ -318,22 +322,44 @@ class MatrixAdapter:
         if isinstance(event, MegolmEvent):
             await self._hold(room_id, event)
             return
+        if isinstance(event, RoomMemberEvent):
+            if self._left_a_circle(room_id, event):
+                await self._once(event.event_id, self._leave(room_id, event))
+            return
         if not isinstance(event, RoomMessageText) or event.sender == self._client.user_id:
             return  # notices (other bots), media, state and our own words are never commands
         text = command_text(event.body, event.source.get("content", {}), self.config.command_prefix)
-        if text is None or event.event_id in self._seen:
+        if text is None:
             return
         log.info("command %r from %s in %s (%s)", text.split(" ", 1)[0][:20], event.sender, room_id, event.event_id)
-        if await self._runtime.handled(PLATFORM, event.event_id):
-            self._seen.add(event.event_id)
+        await self._once(event.event_id, self._command(room_id, event.sender, text, event.event_id))
+
+    async def _once(self, event_id: str, work: Coroutine[Any, Any, object]) -> None:
+        """``work`` for the event ``event_id``, unless it was acted on before (in this run or an earlier one)."""
+        if event_id in self._seen or await self._runtime.handled(PLATFORM, event_id):
+            work.close()
+            self._seen.add(event_id)
             return
         try:
-            await self._command(room_id, event.sender, text, event.event_id)
-        except Exception:  # one bad command must not stop the room: it is logged and counted as seen
-            log.exception("command %s in %s failed", event.event_id, room_id)
-        self._seen.add(event.event_id)
+            await work
+        except Exception:  # one bad event must not stop the room: it is logged and counted as seen
+            log.exception("event %s failed", event_id)
+        self._seen.add(event_id)
         if len(self._seen) > 50_000:
             self._seen.clear()  # the database remembers; this only saves lookups
+
+    def _left_a_circle(self, room_id: str, event: RoomMemberEvent) -> bool:
+        """Whether ``event`` is someone in this room's circle leaving the room (or being removed)."""
+        if event.membership not in ("leave", "ban") or event.prev_membership not in ("join", "invite"):
+            return False
+        hosted = self._runtime.circle_in(PLATFORM, room_id)
+        person = hosted.circle.state.participants.get(member_id(event.state_key)) if hosted is not None else None
+        return person is not None and person.state != "left"
+
+    async def _leave(self, room_id: str, event: RoomMemberEvent) -> None:
+        """Someone who leaves the room leaves its circle too: the piece moves on without them."""
+        log.info("%s left %s: they leave its circle too", event.state_key, room_id)
+        await self._runtime.submit(PLATFORM, room_id, Leave(member_id(event.state_key)), source=event.event_id)
 
     async def _command(self, room_id: str, sender: str, text: str, event_id: str) -> None:
         room = self._client.rooms.get(room_id)
@@ -341,6 +367,7 @@ class MatrixAdapter:
         group = self.group_of(room_id)
         level = self.config.steer_level if group is None or group.steer_level is None else group.steer_level
         may_steer = room is not None and self.power_level(room, sender) >= level
+        direct = await self._direct_with_bot(room_id)
         await handle_command(
             self._runtime,
             PLATFORM,
@@ -352,7 +379,26 @@ class MatrixAdapter:
             group=group.info() if group is not None else None,
             may_steer=may_steer,
             source=event_id,
+            direct=direct,
         )
+
+    async def _direct_with_bot(self, room_id: str) -> bool:
+        """Whether ``room_id`` is a direct room with the bot (one it opened, or was invited to as one)."""
+        known = self._is_direct.get(room_id)
+        if known is None:
+            known = await self._db(self._runtime.store.get_value, self._key(f"dm-room:{room_id}")) is not None
+            self._is_direct[room_id] = known
+        return known
+
+    async def _remember_direct(self, room_id: str, user_id: str, *, theirs: bool) -> None:
+        """Keep ``room_id`` as a direct room with ``user_id`` (and as where their private lines go,
+        unless they already have one: a room they opened does not replace the one in use)."""
+        values = {self._key(f"dm-room:{room_id}"): user_id}
+        if not theirs or await self._db(self._runtime.store.get_value, self._key(f"dm:{user_id}")) is None:
+            values[self._key(f"dm:{user_id}")] = room_id
+            self._direct[user_id] = room_id
+        await self._db(self._runtime.store.set_values, values)
+        self._is_direct[room_id] = True
 
     def _resolve(self, room: MatrixRoom | None, person: str) -> str:
         """A person named in a command (``@alice:example.org``, or a display name) as a member id."""
@@ -369,17 +415,20 @@ class MatrixAdapter:
     async def _invites(self, response: SyncResponse) -> None:
         client = self._client
         for room_id, info in response.rooms.invite.items():
-            inviter = next(
+            invite = next(
                 (
-                    e.sender
+                    e
                     for e in info.invite_state
                     if isinstance(e, InviteMemberEvent) and e.state_key == client.user_id and e.membership == "invite"
                 ),
-                "",
+                None,
             )
+            inviter = invite.sender if invite is not None else ""
             if self.config.may_invite(inviter):
                 log.info("joining %s (invited by %s)", room_id, inviter)
                 await self._call("join", lambda: client.join(room_id))  # noqa: B023
+                if invite is not None and invite.content.get("is_direct") is True:
+                    await self._remember_direct(room_id, inviter, theirs=True)
             else:
                 log.warning("refusing the invite to %s from %s: not in allowed_inviters", room_id, inviter)
                 await self._call("reject invite", lambda: client.room_leave(room_id))  # noqa: B023
@@ -456,7 +505,7 @@ class MatrixAdapter:
                     log.warning("could not open a direct room with %s: %s", user_id, created.message)
                     return None
                 room_id = created.room_id
-                await self._db(self._runtime.store.set_values, {key: room_id})
+                await self._remember_direct(room_id, user_id, theirs=False)
             self._direct[user_id] = room_id
         await self._known(room_id, user_id)
         return room_id

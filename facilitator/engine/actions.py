@@ -199,6 +199,14 @@ class FacilitatorAdded:
 
 
 @dataclass(frozen=True, slots=True)
+class SteppedIn:
+    """``member`` (trusted by the platform to steer here) has stepped in to facilitate."""
+
+    member: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     """Where the circle is, for ``to``."""
 
@@ -267,6 +275,7 @@ Action = (
     | PhaseSkipped
     | RoleAssigned
     | FacilitatorAdded
+    | SteppedIn
     | StatusReport
     | Back
     | CircleEnded

@@ -60,6 +60,7 @@ TRANSITIONS: dict[tuple[CircleStatus, type], str] = {
     **{(s, E.Leave): "_leave" for s in _LIVE},
     **{(s, E.AssignRole): "_assign_role" for s in _LIVE},
     **{(s, E.AddFacilitator): "_add_facilitator" for s in _LIVE},
+    **{(s, E.StepIn): "_step_in" for s in _LIVE},
     (S.GATHERING, E.Begin): "_begin",
     (S.RUNNING, E.Pause): "_pause",
     (S.PAUSED, E.Resume): "_resume",
@@ -216,7 +217,7 @@ class Circle:
             handler(event, now, out)
         except Refusal as refusal:
             return self._refused(by, refusal)
-        if isinstance(event, (E.Open, *E.STEERING_EVENTS)):
+        if isinstance(event, (E.Open, *E.NEEDS_PERMISSION)):
             out.keep(A.Audit(by, type(event).__name__.lower(), _audit_detail(event), now))
         if not isinstance(event, E.Recover):
             self._run_due(now, out)
@@ -340,6 +341,18 @@ class Circle:
             raise Refusal("already_facilitator")
         self.state.facilitators.append(person.id)
         out.say(A.FacilitatorAdded(person.id, person.name))
+
+    def _step_in(self, ev: E.StepIn, now: float, out: _Out) -> None:
+        # The platform has checked that ``by`` may steer in this room; the room is told, and the
+        # audit log keeps who stepped in. The facilitators already named keep their part.
+        if ev.by in self.state.facilitators:
+            raise Refusal("already_facilitating")
+        person = self.state.participants.get(ev.by)
+        if person is not None and person.anonymous and person.state != "left":
+            raise Refusal("anonymous_facilitator")
+        name = (person.name if person is not None and person.name else ev.name[:80]) or "someone"
+        self.state.facilitators.append(ev.by)
+        out.say(A.SteppedIn(ev.by, name))
 
     # ------------------------------------------------------------------ steering
 

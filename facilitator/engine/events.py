@@ -137,6 +137,15 @@ class AddFacilitator:
 
 
 @dataclass(frozen=True, slots=True)
+class StepIn:
+    """Someone the platform trusts to steer in this room (a room moderator, say) steps in to
+    facilitate: for when the facilitator has gone and the circle would otherwise be stuck."""
+
+    by: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """Anyone asks where the circle is."""
 
@@ -171,6 +180,7 @@ Event = (
     | AskPiece
     | AssignRole
     | AddFacilitator
+    | StepIn
     | Status
     | Tick
     | Recover
@@ -178,3 +188,6 @@ Event = (
 
 STEERING_EVENTS: tuple[type, ...] = (Begin, Pause, Resume, Extend, Next, End, AssignRole, AddFacilitator)
 """Events only a facilitator may send."""
+
+NEEDS_PERMISSION: tuple[type, ...] = (*STEERING_EVENTS, StepIn)
+"""Events the platform must allow the sender (room power levels, Discord roles) before the engine sees them."""

@@ -1,0 +1,62 @@
+"""Typed commands as every text platform hands them over: who may do what, help that lists
+exactly that, stepping in when a facilitator has gone, and one-to-one rooms with the bot."""
+
+from __future__ import annotations
+
+from adapters.console import member_id
+from facilitator.front import handle_command
+from facilitator.voice import Line
+from tests.conftest import Host, in_the_check_in_round
+
+MO = member_id("Mo")
+
+
+def private_to(host: Host, name: str) -> list[Line]:
+    return [line for line in host.console.transcript if line.to == member_id(name)]
+
+
+async def typed(
+    host: Host, name: str, text: str, *, may_steer: bool = True, direct: bool = False, room: str = "room-1"
+) -> None:
+    await handle_command(host.runtime, "console", room, member_id(name), name, text, may_steer=may_steer, direct=direct)
+
+
+async def test_help_lists_what_the_sender_may_do(host: Host) -> None:
+    await in_the_check_in_round(host)
+    await typed(host, "Fran", "help")
+    fran = private_to(host, "Fran")[-1].plain()
+    assert "end" in fran and "step in" not in fran  # she facilitates: no need to step in
+    await typed(host, "Mo", "help")  # a moderator of the room, not a facilitator of this circle
+    mo = private_to(host, "Mo")[-1].plain()
+    assert "step in" in mo and "end," not in mo and "begin" not in mo
+    await typed(host, "Ada", "help", may_steer=False)
+    ada = private_to(host, "Ada")[-1].plain()
+    assert "step in" not in ada and "pass" in ada and "begin" not in ada
+
+
+async def test_a_moderator_steps_in_and_ends_a_circle_whose_facilitator_has_gone(host: Host) -> None:
+    hosted = await in_the_check_in_round(host)
+    await typed(host, "Mo", "end")
+    assert "Only a facilitator" in private_to(host, "Mo")[-1].plain()
+    await typed(host, "Ada", "step in", may_steer=False)  # no permission in the room: refused
+    assert "Only a facilitator" in private_to(host, "Ada")[-1].plain()
+    assert member_id("Ada") not in hosted.circle.state.facilitators
+    await typed(host, "Mo", "step in")
+    assert any("Mo has stepped in to facilitate" in line for line in host.said())
+    await typed(host, "Mo", "step in")
+    assert "You already facilitate" in private_to(host, "Mo")[-1].plain()
+    await typed(host, "Mo", "end")
+    assert host.runtime.circle_in("console", "room-1") is None
+    assert any("closed" in line and "early" in line for line in host.said())
+
+
+async def test_a_one_to_one_room_answers_help_and_points_back_to_the_circle(host: Host) -> None:
+    await typed(host, "Ada", "start check-in-30", direct=True, room="dm-ada")
+    assert host.runtime.circle_in("console", "dm-ada") is None  # no circle opens in a direct room
+    said = private_to(host, "Ada")[-1].plain()
+    assert "type that in the circle's room" in said and "help" in said
+    await typed(host, "Ada", "scripts", direct=True, room="dm-ada")
+    assert "check-in-30" in private_to(host, "Ada")[-1].plain()
+    await typed(host, "Ada", "frobnicate", direct=True, room="dm-ada")
+    assert "there is no command 'frobnicate'" in private_to(host, "Ada")[-1].plain()
+    assert all(line.to is not None for line in host.console.transcript)  # nothing said to a room
