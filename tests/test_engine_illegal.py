@@ -260,3 +260,13 @@ def test_roles_and_co_facilitators_for_people_not_present(running):
 def test_refusal_is_addressed_to_the_sender_only(running):
     outcome = running.send(E.Done(CAM), 110.0)
     assert outcome == A.Outcome(False, (A.Refused(CAM, "not_holder", (("holder", "Ana"),)),), ())
+
+
+def test_the_documented_diagram_is_the_engine_s_own() -> None:
+    """docs/engine.md shows what `facilitator diagram` prints (kept in step with the table)."""
+    from pathlib import Path
+
+    from facilitator.engine.circle import diagram
+
+    doc = (Path(__file__).parent.parent / "docs" / "engine.md").read_text(encoding="utf-8")
+    assert f"```mermaid\n{diagram().strip()}\n```" in doc
