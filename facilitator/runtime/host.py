@@ -128,7 +128,7 @@ class Runtime:
         self._resume = resume
         self._lock = ProcessLock(store.url)
         self._handled: set[tuple[str, str]] = set()
-        """Sources handled by this process (the database has the rest)."""
+        """Sources whose change is on its way to the database (it answers for them once kept)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -466,6 +466,7 @@ class Runtime:
                 return await self.refuse(hosted.platform, hosted.room, by, "storage_error", source=key)
             hosted.committed = state
             hosted.retry_at, hosted.backoff = None, 0.0
+            self._handled.discard((hosted.platform, key))  # kept now: the database answers from here on
         async with hosted.lock:
             if lines is None:
                 await self._say(hosted.platform, hosted.room, outcome.actions, hosted, key)
