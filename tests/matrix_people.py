@@ -3,13 +3,18 @@
 A :class:`Person` logs in, syncs in the background, joins the direct rooms the bot opens with
 them, and collects every ``m.notice`` it sees. Tests wait for what a person would see (a
 notice in the room, a private one in the direct room): waiting on a server, never on a timer.
+:class:`ServeProcess` runs the bot as people run it, ``facilitator serve`` in a child process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -210,3 +215,38 @@ def write_config(path: Path, config: MatrixConfig, db_url: str) -> Path:
     matrix = config.model_dump(mode="json", exclude_defaults=False)
     path.write_text(yaml.safe_dump({"database": db_url, "matrix": matrix}), encoding="utf-8")
     return path
+
+
+class ServeProcess:
+    """``facilitator serve --config FILE`` in a child process."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path, self.log_path = config_path, log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **BOT_ENV}
+        command = [sys.executable, "-m", "facilitator.cli", "serve", "--config", str(self.config_path), "-v"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, nothing flushed."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+    def exited(self, timeout: float) -> int:
+        """Its exit status, once it has exited by itself (waiting at most ``timeout`` seconds)."""
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def output(self) -> str:
+        """Everything it has written (stdout and stderr)."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")

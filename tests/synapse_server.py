@@ -25,6 +25,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -105,6 +106,7 @@ class SynapseServer:
         self.config: dict[str, Any] = deep_merge(self._base_config(), extra_config or {})
         self._process: subprocess.Popen[bytes] | None = None
         self._written = False
+        self._admin_token: str | None = None
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -296,11 +298,14 @@ class SynapseServer:
 
     # -- users --------------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 answer = json.loads(response.read())
@@ -331,3 +336,20 @@ class SynapseServer:
             {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": localpart}, "password": password},
         )
         return str(answer["access_token"])
+
+    def logout(self, access_token: str) -> None:
+        """Log out the device that holds ``access_token`` (as its owner would, from another client)."""
+        self._request("POST", "/_matrix/client/v3/logout", {}, token=access_token)
+
+    def admin_token(self) -> str:
+        """An access token of a server admin (registered on first use)."""
+        if self._admin_token is None:
+            localpart = f"admin-{secrets.token_hex(4)}"
+            self.register(localpart, admin=True)
+            self._admin_token = self.login(localpart)
+        return self._admin_token
+
+    def unlimit(self, user_id: str) -> None:
+        """Exempt ``user_id`` from the message rate limit (``rc_message``), through the admin API."""
+        path = f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id)}/override_ratelimit"
+        self._request("POST", path, {"messages_per_second": 0, "burst_count": 0}, token=self.admin_token())

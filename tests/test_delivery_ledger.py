@@ -115,3 +115,38 @@ async def test_a_kept_value_survives_a_restart(db_url: str) -> None:
     store.set_value("matrix:@bot:example.org:sync", "s2")
     store.close()
     assert Store(db_url).get_value("matrix:@bot:example.org:sync") == "s2"
+
+
+class FailingOnce(DurableConsole):
+    """A platform whose sends fail (the token died, the network went) until told otherwise."""
+
+    failing = True
+
+    async def send(self, room: str, lines: Sequence[Line]) -> None:
+        if FailingOnce.failing:
+            raise ConnectionError("the platform is unreachable")
+        await super().send(room, lines)
+
+
+async def test_lines_whose_send_failed_stay_kept_and_go_out_at_the_next_start(db_url: str, clock: ManualClock) -> None:
+    runtime, store, _ = await start(db_url, clock)
+    await command(runtime, "Fran", "start check-in-30", "$open")
+    await runtime.stop()
+    store.close()
+
+    store = Store(db_url)
+    failing = FailingOnce()
+    runtime = Runtime(store, clock=clock, adapters=[failing])
+    await runtime.start()
+    await command(runtime, "Ada", "join", "$ada-join")  # kept; saying it fails
+    await runtime.settle()
+    assert [o.key for o in store.pending_outbox(["console"])] == ["$ada-join"]
+    await runtime.stop()
+    store.close()
+
+    FailingOnce.failing = False
+    runtime, store, adapter = await start(db_url, clock)
+    assert [line.key for line in adapter.transcript if line.key.startswith("$ada-join.")]  # said now
+    assert store.pending_outbox(["console"]) == []
+    await runtime.stop()
+    store.close()

@@ -4,10 +4,7 @@ stopped and started mid-circle: no command lost or handled twice, no message pos
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,34 +12,16 @@ from pathlib import Path
 import pytest
 
 from facilitator.storage.store import Store
-from tests.matrix_people import BOT_ENV, Person, bot_config, everyone_sees, people_in_a_room, write_config
+from tests.matrix_people import (
+    BOT_ENV,
+    Person,
+    ServeProcess,
+    bot_config,
+    everyone_sees,
+    people_in_a_room,
+    write_config,
+)
 from tests.synapse_server import SynapseServer
-
-
-class ServeProcess:
-    """``facilitator serve --config FILE`` in a child process."""
-
-    def __init__(self, config_path: Path, log_path: Path) -> None:
-        self.config_path, self.log_path = config_path, log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, **BOT_ENV}
-        log = self.log_path.open("ab")
-        command = [sys.executable, "-m", "facilitator.cli", "serve", "--config", str(self.config_path), "-v"]
-        self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, nothing flushed."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(30)
 
 
 @pytest.fixture

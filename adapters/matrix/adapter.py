@@ -15,8 +15,10 @@ Delivery is exactly once across restarts and faults:
   from the event it answers, so a resend after a crash appears once.
 - When a sync comes back ``limited`` (more arrived than the timeline holds, e.g. while the
   bot was down), the gap back to the checkpoint is fetched with ``/messages`` first.
-- Events that cannot be decrypted yet are held (their ids kept across restarts), their keys
-  requested, and retried after every sync; never acted on as garbage.
+- Events that cannot be decrypted yet are held (their ids kept across restarts) and tried
+  again after every sync, once their session has arrived (the sender's client shares it late,
+  e.g. after it learns of the bot's device); the key is also requested from the bot's other
+  devices, which nio asks. Never acted on as garbage; given up after 24 hours.
 - Connection errors and 5xx answers back off (exponential with jitter, capped); a 429
   (``M_LIMIT_EXCEEDED``) waits for its ``Retry-After`` (or ``retry_after_ms``), a bounded
   number of times; ``M_UNKNOWN_TOKEN`` stops the bot with a clear message.
@@ -200,7 +202,8 @@ class MatrixAdapter:
                 if limited > self.config.rate_limit_retries:
                     log.warning("%s: still rate-limited after %d tries; giving up on it", what, limited - 1)
                     return response
-                wait = _retry_after(response) or self._backoff(limited)
+                told = _retry_after(response)
+                wait = self._backoff(limited) if told is None else told
                 log.warning("%s: rate-limited; waiting %.1f s as the homeserver asks", what, wait)
                 await asyncio.sleep(wait)
                 continue
@@ -445,11 +448,13 @@ class MatrixAdapter:
 
     async def _retry_held(self) -> None:
         now = self._runtime.clock.now()
+        olm = self._client.olm
         for event_id, (room_id, event, since) in list(self._held.items()):
-            try:
-                decrypted = self._client.decrypt_event(event)
-            except EncryptionError:
-                decrypted = None
+            decrypted = None
+            # Only once its session has arrived (nio would log a warning per held event per sync).
+            if olm is not None and olm.inbound_group_store.get(room_id, event.sender_key, event.session_id):
+                with contextlib.suppress(EncryptionError):
+                    decrypted = self._client.decrypt_event(event)
             if decrypted is not None and not isinstance(decrypted, MegolmEvent):
                 del self._held[event_id]
                 await self._event(room_id, decrypted)

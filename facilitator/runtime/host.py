@@ -283,8 +283,8 @@ class Runtime:
         week_ago = self.clock.now() - HANDLED_KEPT_FOR
         await self.writer.call(self.store.forget_handled_before, week_ago)
         for out in await self.writer.call(self.store.pending_outbox, sorted(self._durable)):
-            await self._send(out.platform, out.room, [Line(**line) for line in out.lines])
-            self.writer.sent(out.key)
+            if await self._send(out.platform, out.room, [Line(**line) for line in out.lines]):
+                self.writer.sent(out.key)
 
     async def resume_all(self) -> int:
         """Restore every stored circle that has not ended, and wait for their catch-up; returns how many."""
@@ -472,8 +472,7 @@ class Runtime:
                 await self._say(hosted.platform, hosted.room, outcome.actions, hosted, key)
             else:  # rendered and kept in the outbox with the change: send those, then clear them
                 self._observe(hosted, outcome.actions)
-                await self._send(hosted.platform, hosted.room, lines)
-                if lines:
+                if await self._send(hosted.platform, hosted.room, lines) and lines:
                     self.writer.sent(key)
         return outcome
 
@@ -521,14 +520,18 @@ class Runtime:
             return lines
         return [replace(line, key=f"{key}.{n}") for n, line in enumerate(lines)]
 
-    async def _send(self, platform: str, room: str, lines: list[Line]) -> None:
+    async def _send(self, platform: str, room: str, lines: list[Line]) -> bool:
+        """Say ``lines``; False if the adapter failed (kept lines then stay in the outbox, to be
+        sent again, under the same keys, at the next start)."""
         adapter = self.adapters.get(platform)
         if adapter is None or not lines:
-            return
+            return True
         try:
             await adapter.send(room, lines)
         except Exception:  # a platform hiccup must not take the circle down
             log.exception("sending to %s room %s failed", platform, room)
+            return False
+        return True
 
     async def refuse(
         self, platform: str, room: str, by: str, code: str, *, source: str | None = None, **params: str
