@@ -8,7 +8,9 @@ Delivery is exactly once across restarts and faults:
 - Sync runs in one task (the *producer*): nio decrypts and tracks room state there. The
   responses go, one at a time, to a *consumer* that acts on each command and only then
   checkpoints that response's ``next_batch`` in our database (nio's own ``store_sync_tokens``
-  saves it before any handler has run). A restart syncs again from the checkpoint.
+  saves it before any handler has run). A restart syncs again from the checkpoint. The
+  producer polls again once the consumer is done, or as soon as the consumer waits for
+  something only a later sync brings (a new direct room).
 - A command's event id is kept in the same transaction as the change it made, and is
   checked before acting: a command seen again is not acted on again. What the bot says about
   a change is kept in the outbox with it, and every line is sent with a transaction id made
@@ -107,6 +109,8 @@ class MatrixAdapter:
         # go on syncing while the consumer is busy (each response is small; the checkpoint stays
         # with the consumer, so nothing is lost if the process dies with responses queued).
         self._responses: asyncio.Queue[tuple[SyncResponse, str | None]] = asyncio.Queue()
+        self._may_sync = asyncio.Event()
+        """Set when the consumer has acted on the last response, or waits on a later sync."""
         self._seen: set[str] = set()
         self._held: dict[str, tuple[str, MegolmEvent, float]] = {}
         self._direct: dict[str, str] = {}
@@ -242,9 +246,14 @@ class MatrixAdapter:
             await self._keys_housekeeping()
             self._rooms_changed.set()
             self._ready.set()  # nio knows the rooms now: lines can be sent (and encrypted)
+            self._may_sync.clear()
             await self._responses.put((response, since if not first or since else None))
             since = response.next_batch
             first = False
+            # As nio's sync_forever does, answer first and only then poll again: the homeserver
+            # then has one long poll fewer to wake when the reply is stored (measured in
+            # bench/matrix_latency.py). A consumer that needs a later sync lets it go on at once.
+            await self._may_sync.wait()
 
     def _note_creators(self, response: SyncResponse) -> None:
         """Remember each room's creators: from room version 12 they have unlimited power, and
@@ -290,6 +299,8 @@ class MatrixAdapter:
             # Only now is this response handled: checkpoint it (and the events still held).
             values = {self._key("sync"): response.next_batch, self._key("held"): self._held_json()}
             await self._db(store.set_values, values)
+            if self._responses.empty():
+                self._may_sync.set()
 
     async def _timeline(self, room_id: str, info: Any, since: str) -> list[Any]:
         """The room's new events in order; a ``limited`` timeline is completed back to ``since``."""
@@ -521,6 +532,7 @@ class MatrixAdapter:
         room before all of its creation has happened, the invite included.)"""
         while user_id not in getattr(self._client.rooms.get(room_id), "users", {}):
             self._rooms_changed.clear()
+            self._may_sync.set()  # the room comes with a later sync: let the producer fetch it
             await self._rooms_changed.wait()
 
 
