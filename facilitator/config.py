@@ -123,6 +123,69 @@ class MatrixConfig(_Strict):
         return key
 
 
+DISCORD_PERMISSIONS = (
+    "administrator",
+    "manage_guild",
+    "manage_channels",
+    "manage_roles",
+    "manage_messages",
+    "moderate_members",
+    "kick_members",
+    "mute_members",
+    "move_members",
+)
+"""Discord permissions that may be named as the one that lets a member steer circles."""
+
+
+class DiscordConfig(_Strict):
+    """How the bot reaches Discord, which servers it serves, and who may steer there."""
+
+    token_env: str = Field(
+        default="FACILITATOR_DISCORD_TOKEN", description="Environment variable holding the bot's token."
+    )
+    guilds: tuple[int, ...] = Field(
+        min_length=1,
+        description="The servers (guild ids) the bot serves; /circle is registered there, and refused elsewhere.",
+    )
+    steer_roles: tuple[str, ...] = Field(
+        default=(), description="Roles (names or ids) whose members may start and steer circles."
+    )
+    steer_permission: str = Field(
+        default="manage_channels",
+        description="A Discord permission whose holders may also start and steer circles (in that channel).",
+    )
+    api_base: str | None = Field(
+        default=None, description="Only for tests against a local stand-in for Discord: its REST base URL."
+    )
+    gateway: str | None = Field(
+        default=None, description="Only for tests against a local stand-in for Discord: its gateway URL."
+    )
+
+    @field_validator("token_env")
+    @classmethod
+    def _env(cls, value: str) -> str:
+        if not ENV_NAME.match(value):
+            raise ValueError("must be the NAME of an environment variable (capitals, digits, _), not the token")
+        return value
+
+    @field_validator("steer_permission")
+    @classmethod
+    def _permission(cls, value: str) -> str:
+        if value not in DISCORD_PERMISSIONS:
+            raise ValueError(f"{value!r} is not one of {', '.join(DISCORD_PERMISSIONS)}")
+        return value
+
+    def token(self) -> str:
+        """The bot token from the environment; it must be set."""
+        token = os.environ.get(self.token_env, "")
+        if not token:
+            raise ConfigError(
+                f"set the environment variable {self.token_env} to the bot's token (Discord developer portal > "
+                "your application > Bot > Reset Token)"
+            )
+        return token
+
+
 class GroupConfig(_Strict):
     """A group of rooms: its name, region and sector (for reports), and who may steer there."""
 
@@ -131,6 +194,8 @@ class GroupConfig(_Strict):
     sector: str | None = Field(default=None, max_length=120)
     matrix_rooms: tuple[str, ...] = ()
     steer_level: PowerLevel | None = Field(default=None, description="Overrides matrix.steer_level here.")
+    discord_channels: tuple[int, ...] = ()
+    steer_roles: tuple[str, ...] | None = Field(default=None, description="Overrides discord.steer_roles here.")
 
     @field_validator("matrix_rooms")
     @classmethod
@@ -143,6 +208,10 @@ class GroupConfig(_Strict):
     def info(self) -> GroupInfo:
         return GroupInfo(self.name, self.region, self.sector)
 
+    def rooms(self) -> tuple[str, ...]:
+        """Its rooms as the adapters name them (Discord channel ids as text)."""
+        return (*self.matrix_rooms, *(str(c) for c in self.discord_channels))
+
 
 class ServeConfig(_Strict):
     """Everything ``facilitator serve`` needs."""
@@ -151,24 +220,25 @@ class ServeConfig(_Strict):
         default=None, description="Database URL; FACILITATOR_DATABASE_URL or sqlite:///facilitator.db otherwise."
     )
     matrix: MatrixConfig | None = None
+    discord: DiscordConfig | None = None
     groups: tuple[GroupConfig, ...] = ()
 
     @model_validator(mode="after")
     def _something_to_serve(self) -> ServeConfig:
-        if self.matrix is None:
-            raise ValueError("nothing to serve: add a 'matrix:' section (see the README)")
+        if self.matrix is None and self.discord is None:
+            raise ValueError("nothing to serve: add a 'matrix:' or a 'discord:' section (see the README)")
         seen: dict[str, str] = {}
         for group in self.groups:
-            for room in group.matrix_rooms:
+            for room in group.rooms():
                 if room in seen:
                     raise ValueError(f"room {room} is in two groups ({seen[room]!r} and {group.name!r})")
                 seen[room] = group.name
         return self
 
     def group_of(self, room: str) -> GroupConfig | None:
-        """The configured group a room belongs to, if any."""
+        """The configured group a room (a Matrix room id, a Discord channel id) belongs to, if any."""
         for group in self.groups:
-            if room in group.matrix_rooms:
+            if room in group.rooms():
                 return group
         return None
 
@@ -191,7 +261,9 @@ def load_config(path: str | Path) -> ServeConfig:
     except ScriptError as error:
         raise ConfigError(str(error)) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1:1: the configuration must be a mapping with a 'matrix:' section (see the README)")
+        raise ConfigError(
+            f"{path}:1:1: the configuration must be a mapping with a 'matrix:' or 'discord:' section (see the README)"
+        )
     try:
         config = ServeConfig.model_validate(data)
     except ValidationError as error:
@@ -207,4 +279,6 @@ def describe(config: ServeConfig) -> dict[str, Any]:
     out: dict[str, Any] = {"groups": [g.name for g in config.groups]}
     if config.matrix is not None:
         out["matrix"] = {"homeserver": config.matrix.homeserver, "user_id": config.matrix.user_id}
+    if config.discord is not None:
+        out["discord"] = {"guilds": list(config.discord.guilds)}
     return out

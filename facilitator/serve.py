@@ -31,6 +31,7 @@ async def run_serve(
     config: ServeConfig, url: str, *, stop: asyncio.Event | None = None, err: TextIO = sys.stderr
 ) -> int:
     """Serve until ``stop`` is set (or a signal comes); returns the exit status."""
+    from adapters.discord.adapter import DiscordAdapter, DiscordLoginError
     from adapters.matrix.adapter import MatrixAdapter
     from adapters.matrix.login import MatrixLoginError
 
@@ -43,17 +44,21 @@ async def run_serve(
     matrix = MatrixAdapter(config.matrix, config.group_of) if config.matrix is not None else None
     if matrix is not None:
         adapters.append(matrix)
+    discord = DiscordAdapter(config.discord, config.group_of) if config.discord is not None else None
+    if discord is not None:
+        adapters.append(discord)
     store = Store(url)
     runtime = Runtime(store, adapters=adapters)
     log.info("serving %s with %s", describe(config), url.split("@")[-1])
     try:
         await runtime.start()
-    except (MatrixLoginError, ConfigError) as error:
+    except (MatrixLoginError, DiscordLoginError, ConfigError) as error:
         err.write(f"facilitator serve: {error}\n")
         await runtime.stop()
         store.close()
         return 1
-    failed: list[asyncio.Future[Any]] = [a.failed for a in (matrix,) if a is not None and a.failed is not None]
+    running: list[MatrixAdapter | DiscordAdapter | None] = [matrix, discord]
+    failed: list[asyncio.Future[Any]] = [a.failed for a in running if a is not None and a.failed is not None]
     stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     waits: list[asyncio.Future[Any]] = [stopping, *failed]
     done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

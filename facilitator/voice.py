@@ -34,6 +34,9 @@ class Line:
     key: str = ""
     """A stable id for this line, set by the runtime: adapters whose platform deduplicates sends
     (Matrix transaction ids) send with it, so a line sent again after a crash appears once."""
+    offer: tuple[str, ...] = ()
+    """Shortcuts a platform may attach (Discord buttons): ``join``, ``join_anonymous``,
+    ``consent:HASH``, ``done``, ``pass``. Each has a typed command too, and the line says it."""
 
     def plain(self) -> str:
         """The text with the mention written as ``@name`` (for logs and the console)."""
@@ -70,14 +73,16 @@ class Voice:
         match action:
             case A.CircleOpened():
                 text = s("circle_opened", title=action.title, summary=action.summary or "", **h)
+                offer: tuple[str, ...] = ("join",)
                 if action.anonymous_allowed:
                     text += " " + s("circle_opened_anonymous")
-                return [Line(text)]
+                    offer += ("join_anonymous",)
+                return [Line(text, offer=offer)]
             case A.AskConsent():
                 text = s("ask_consent", version=action.version, text=action.text.strip(), **h)
                 if action.anonymous:
                     text += "\n" + s("ask_consent_anonymous")
-                return [Line(text, to=action.to)]
+                return [Line(text, to=action.to, offer=(f"consent:{action.text_hash}",))]
             case A.ConsentReceipt():
                 key = "consent_receipt_anonymous" if action.anonymous else "consent_receipt"
                 return [Line(s(key, version=action.version, short_hash=action.text_hash[:12]), to=action.to)]
@@ -93,7 +98,7 @@ class Voice:
                 return [Line(s(key, number=action.number, rounds=action.rounds, speakers=action.speakers))]
             case A.GivePiece():
                 text = s("give_piece", mention=MENTION, length=format_duration(action.turn))
-                return [Line(text, mention=action.member, mention_name=action.name)]
+                return [Line(text, mention=action.member, mention_name=action.name, offer=("done", "pass"))]
             case A.PieceFree():
                 return [Line(s("piece_free", waiting=action.waiting))]
             case A.Nudge():

@@ -283,7 +283,9 @@ class Runtime:
         week_ago = self.clock.now() - HANDLED_KEPT_FOR
         await self.writer.call(self.store.forget_handled_before, week_ago)
         for out in await self.writer.call(self.store.pending_outbox, sorted(self._durable)):
-            if await self._send(out.platform, out.room, [Line(**line) for line in out.lines]):
+            if await self._send(
+                out.platform, out.room, [Line(**{**line, "offer": tuple(line.get("offer", ()))}) for line in out.lines]
+            ):
                 self.writer.sent(out.key)
 
     async def resume_all(self) -> int:
