@@ -11,13 +11,13 @@ def test_the_holder_is_the_only_one_who_can_be_pinged() -> None:
         f"{MENTION}, the talking piece is with you. @everyone **look**", mention="discord:42", mention_name="Ada"
     )
     assert text_of(line) == "<@42>, the talking piece is with you. @everyone \\*\\*look\\*\\*"
-    allowed = allowed_mentions(line).to_dict()
+    allowed = dict(allowed_mentions(line).to_dict())
     assert allowed == {"parse": [], "users": [42]}
 
 
 def test_a_line_without_a_holder_pings_nobody() -> None:
     line = Line("Round 1: <@&99> @here, Bea and Cy to hold the piece.")
-    assert allowed_mentions(line).to_dict() == {"parse": []}
+    assert dict(allowed_mentions(line).to_dict()) == {"parse": []}
 
 
 def test_long_text_is_split_at_line_breaks_within_the_limit() -> None:
