@@ -34,7 +34,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +141,10 @@ class _Client(discord.Client):
     async def on_ready(self) -> None:  # fires again after a reconnect: only note it
         self.adapter.note_ready()
 
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if self.adapter.identify_wait:  # Discord allows one IDENTIFY per 5 s; a test double need not wait
+            await super().before_identify_hook(shard_id, initial=initial)
+
 
 @dataclass
 class _Pending:
@@ -159,10 +163,18 @@ class DiscordAdapter:
     durable = True
 
     def __init__(
-        self, config: DiscordConfig, group_of: Callable[[str], GroupConfig | None] = lambda room: None
+        self,
+        config: DiscordConfig,
+        group_of: Callable[[str], GroupConfig | None] = lambda room: None,
+        *,
+        client_options: Mapping[str, Any] | None = None,
+        identify_wait: bool = True,
     ) -> None:
         self.config = config
         self.group_of = group_of
+        self.client_options = dict(client_options or {})
+        """Extra ``discord.Client`` options (tests pass a short ``guild_ready_timeout``)."""
+        self.identify_wait = identify_wait
         self.runtime: Runtime | None = None
         self.client: _Client | None = None
         self.failed: asyncio.Future[BaseException] | None = None
@@ -186,7 +198,9 @@ class DiscordAdapter:
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.config.gateway)
         intents = discord.Intents.none()
         intents.guilds = True  # channels and roles, to check who may steer; no message content
-        self.client = _Client(self, intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        self.client = _Client(
+            self, intents=intents, allowed_mentions=discord.AllowedMentions.none(), **self.client_options
+        )
         try:
             await self.client.login(self.config.token())
         except discord.LoginFailure as error:

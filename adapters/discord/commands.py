@@ -40,7 +40,12 @@ class CircleCommands(app_commands.Group):
     """The ``/circle`` command and its subcommands."""
 
     def __init__(self) -> None:
-        super().__init__(name="circle", description="Reflective circles: join, take turns, and keep time with care")
+        super().__init__(
+            name="circle",
+            description="Reflective circles: join, take turns, and keep time with care",
+            # Offered in direct messages too, where the bot answers politely what it can do there.
+            allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True),
+        )
 
     @app_commands.command(description="Open a circle in this channel from a script (facilitators)")
     @app_commands.describe(script="The script to run; start typing to see them")
