@@ -6,6 +6,11 @@ by typed ``/circle`` commands (the set-up is in tests/discord_people.py).
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+from facilitator.paths import sessions_root
+from facilitator.runtime.library import ScriptLibrary
 from tests.discord_people import Guild, guild
 
 __all__ = ["guild"]
@@ -77,3 +82,33 @@ async def test_a_whole_circle_on_discord_with_buttons_and_typed_commands(guild: 
         m.pings.users <= {g.ada.user.id, g.bea.user.id, g.cy.user.id}
         for m in g.fake.messages(g.channel, ephemeral=False)
     )
+
+
+async def test_script_names_are_offered_as_you_type(guild: Guild) -> None:
+    g = guild
+    typing = await g.fake.autocomplete(g.fran, g.channel, "circle", "start", {"script": "check"}, focused="script")
+    await typing.response()
+    assert typing.choices is not None and [c["value"] for c in typing.choices] == ["check-in-30"]
+
+
+async def test_a_consent_text_longer_than_a_message_comes_whole_with_the_button_after_it(
+    guild: Guild, tmp_path: Path
+) -> None:
+    g = guild
+    source = (sessions_root() / "check-in-30.yaml").read_text(encoding="utf-8")
+    long_text = " ".join(f"Sentence {n} of what this circle keeps, said plainly." for n in range(70))
+    consent = f'consent:\n  version: "long-1"\n  text: "{long_text}"\nphases:'
+    script = re.sub(r"(?s)consent:\n  version: .*?\nphases:", lambda _: consent, source)
+    (tmp_path / "long-consent.yaml").write_text(script, encoding="utf-8")
+    g.runtime.library = ScriptLibrary(tmp_path)
+    await (await g.slash(g.fran, "start", script="long-consent")).response()
+    joined = await g.slash(g.ada, "join")
+    first = await joined.response()
+    rest = await joined.followup(0)
+    assert first.ephemeral and rest.ephemeral and len(joined.followups) == 1
+    assert len(first.content) <= 2000 and len(rest.content) <= 2000
+    assert "Sentence 0 of" in first.content and "Sentence 69 of" in rest.content
+    whole = first.content.split("\n\n", 1)[1] + " " + rest.content
+    assert whole.startswith(long_text) and "press I consent" in rest.content  # cut between words, nothing lost
+    assert rest.custom_ids() == [f"circle:consent:{g.hosted().circle.script.consent.text_hash}"]  # type: ignore[union-attr]
+    assert joined.original is not None and joined.original.custom_ids() == []

@@ -36,7 +36,9 @@ async def test_one_serve_runs_circles_on_matrix_and_discord_at_once(
                 await everyone_sees([fran], room, 2, matrix.user_id)
                 await fran.say(room, "!circle start check-in-30")
                 await fake.wait_ready()
-                started = await fake.slash(fran_on_discord, channel, "circle", "start", {"script": "reflective-practice-75"})
+                started = await fake.slash(
+                    fran_on_discord, channel, "circle", "start", {"script": "reflective-practice-75"}
+                )
                 await started.response()
                 await fran.expect("Check-in circle", room_id=room)
                 opening = await fake.wait_for_message(lambda m: not m.ephemeral and "Reflective practice" in m.content)

@@ -362,9 +362,10 @@ class DiscordAdapter:
 
     async def _reply_privately(self, pending: _Pending, line: Line) -> None:
         interaction = pending.interaction
-        view = buttons_for(line)
+        parts = split(text_of(line))
         async with pending.lock:
-            for part in split(text_of(line)):
+            for index, part in enumerate(parts):
+                view = buttons_for(line) if index == len(parts) - 1 else None  # buttons after the whole text
                 extra: dict[str, Any] = {"view": view} if view is not None else {}
                 if not interaction.response.is_done():
                     await interaction.response.send_message(part, ephemeral=True, **extra)
@@ -373,7 +374,6 @@ class DiscordAdapter:
                 else:
                     await interaction.followup.send(part, ephemeral=True, **extra)
                 pending.said = True
-                view = None
 
     async def _post(self, room: str, line: Line) -> None:
         channel = self._client.get_partial_messageable(int(room))

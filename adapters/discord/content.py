@@ -51,12 +51,12 @@ def allowed_mentions(line: Line) -> discord.AllowedMentions:
 
 
 def split(text: str, limit: int = MAX_MESSAGE) -> list[str]:
-    """``text`` in pieces of at most ``limit`` characters, cut at a line break or a space where
-    there is one (a cut never falls inside a word or a mention when it can be helped)."""
+    """``text`` in pieces of at most ``limit`` characters, cut at a line break in the second half
+    of a piece, else at a space (a cut never falls inside a word or a mention when it can be helped)."""
     pieces: list[str] = []
     rest = text
     while len(rest) > limit:
-        cut = rest.rfind("\n", 0, limit + 1)
+        cut = rest.rfind("\n", limit // 2, limit + 1)
         if cut <= 0:
             cut = rest.rfind(" ", 0, limit + 1)
         if cut <= 0:
