@@ -29,7 +29,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -279,7 +278,13 @@ class DiscordAdapter:
                 async with pending.lock:
                     if not interaction.response.is_done():
                         await self._defer(interaction)
-            await work
+            try:
+                await work
+            except Exception:  # one failed command must not leave the person with "did not respond"
+                log.exception("the command %r (interaction %s) failed", text.split(" ", 1)[0], source)
+                await self._runtime.say_private(
+                    PLATFORM, str(interaction.channel_id), pending.by, "refused.storage_error", source=source
+                )
             async with pending.lock:
                 if not pending.said:
                     await self._acknowledge(interaction)
@@ -383,8 +388,18 @@ class DiscordAdapter:
             extra: dict[str, Any] = {"view": view} if view is not None else {}
             if line.key:
                 extra["nonce"] = nonce(line.key, index)
-            with contextlib.suppress(discord.NotFound):  # the same nonce was sent already: it is there
+            try:
                 await channel.send(part, allowed_mentions=allowed_mentions(line), **extra)
+            except discord.NotFound:  # the same nonce was sent already: it is there
+                pass
+            except discord.Forbidden as error:  # sending again will not help: say what to change
+                log.warning(
+                    "Discord refused a message in channel %s (%s): give the bot View Channel and Send Messages "
+                    "there (a direct message: the person does not accept them from server members)",
+                    room,
+                    error.text,
+                )
+                return
 
     async def _direct_message(self, to: str, line: Line) -> None:
         user = user_of(to)
@@ -392,7 +407,11 @@ class DiscordAdapter:
             return
         channel_id = self._dm_channels.get(user)
         if channel_id is None:
-            data = await self._client.http.start_private_message(user)
+            try:
+                data = await self._client.http.start_private_message(user)
+            except discord.Forbidden as error:
+                log.warning("cannot open a direct message with %s: %s", user, error.text)
+                return
             channel_id = int(data["id"])
             self._dm_channels[user] = channel_id
         await self._post(str(channel_id), line)
