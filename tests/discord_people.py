@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,9 @@ import pytest
 
 from adapters.discord.adapter import DiscordAdapter
 from facilitator.config import DiscordConfig, GroupConfig
-from facilitator.runtime.clock import ManualClock
+from facilitator.runtime.clock import Clock, ManualClock
 from facilitator.runtime.host import Hosted, Runtime
-from facilitator.storage.store import Store
+from facilitator.storage.store import Store, Write
 from tests.discord_fake import Channel, DiscordFake, Interaction, Member, Message
 
 GROUP = "North West check-ins"
@@ -58,6 +59,18 @@ class Guild:
         )
 
 
+class SlowStore(Store):
+    """A database whose commits take ``stall`` seconds (a slow disk, a busy PostgreSQL): the
+    runtime's writer calls ``apply`` on its database thread, so only that thread waits."""
+
+    stall = 0.0
+
+    def apply(self, writes: Sequence[Write], sent: Sequence[str] = ()) -> None:
+        if self.stall:
+            time.sleep(self.stall)
+        super().apply(writes, sent)
+
+
 def bot_config(fake: DiscordFake, **overrides: Any) -> DiscordConfig:
     """The bot's configuration for ``fake``'s guild (the token is in FACILITATOR_DISCORD_TOKEN)."""
     values: dict[str, Any] = {
@@ -71,10 +84,15 @@ def bot_config(fake: DiscordFake, **overrides: Any) -> DiscordConfig:
 
 
 async def start_bot(
-    fake: DiscordFake, db_url: str, clock: ManualClock, config: DiscordConfig, group: GroupConfig | None = None
+    fake: DiscordFake,
+    db_url: str,
+    clock: Clock,
+    config: DiscordConfig,
+    group: GroupConfig | None = None,
+    store_class: type[Store] = Store,
 ) -> tuple[Runtime, Store, DiscordAdapter]:
     """The bot on ``fake``, connected and ready (stop it with ``runtime.stop()`` and ``store.close()``)."""
-    store = Store(db_url)
+    store = store_class(db_url)
     adapter = DiscordAdapter(
         config,
         lambda room: group if group is not None and room in group.rooms() else None,
@@ -89,10 +107,17 @@ async def start_bot(
 
 @contextlib.asynccontextmanager
 async def a_guild(
-    db_url: str, clock: ManualClock, names: Mapping[str, str] | None = None, **overrides: Any
+    db_url: str,
+    clock: ManualClock,
+    names: Mapping[str, str] | None = None,
+    *,
+    store_class: type[Store] = Store,
+    **overrides: Any,
 ) -> AsyncIterator[Guild]:
     """A guild with a "circles" channel, Fran (a Facilitator) and Ada, Bea and Cy (display names
-    from ``names`` if given: they may be hostile), and the bot in it."""
+    from ``names`` if given: they may be hostile), and the bot in it (over a ``store_class`` store).
+    A test may restart the bot by replacing the guild's runtime, store and adapter: the ones the
+    guild holds at the end are stopped."""
     shown = {"Ada": "Ada", "Bea": "Bea", "Cy": "Cy", **(names or {})}
     async with DiscordFake() as fake:
         channel = fake.channel("circles")
@@ -102,12 +127,14 @@ async def a_guild(
         os.environ["FACILITATOR_DISCORD_TOKEN"] = fake.token
         group = GroupConfig(name=GROUP, region="North West", sector="health", discord_channels=(channel.id,))
         with fake.pointed_at():  # restores discord.py's URLs afterwards
-            runtime, store, adapter = await start_bot(fake, db_url, clock, bot_config(fake, **overrides), group)
+            config = bot_config(fake, **overrides)
+            runtime, store, adapter = await start_bot(fake, db_url, clock, config, group, store_class)
+            started = Guild(fake, runtime, store, adapter, clock, channel, fran, ada, bea, cy)
             try:
-                yield Guild(fake, runtime, store, adapter, clock, channel, fran, ada, bea, cy)
+                yield started
             finally:
-                await runtime.stop()
-                store.close()
+                await started.runtime.stop()
+                started.store.close()
                 os.environ.pop("FACILITATOR_DISCORD_TOKEN", None)
 
 

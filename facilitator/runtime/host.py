@@ -136,11 +136,14 @@ class Runtime:
         """Take the database, resume its open circles, connect the adapters, send what was kept
         but not yet said, then start the scheduler."""
         self._lock.acquire()
+        # What the previous process kept but may not have said, read before this one adds its own
+        # (the catch-up after restoring keeps its lines in the outbox too, and says them itself).
+        unsent = await self._unsent()
         recovering = await self._restore_all() if self._resume else []
         tune_gc()
         for adapter in self.adapters.values():
             await adapter.connect(self)
-        await self._redeliver()
+        await self._redeliver(unsent)
         if recovering:
             await asyncio.gather(*recovering)
         self._scheduler = asyncio.get_running_loop().create_task(self._run_scheduler())
@@ -276,13 +279,17 @@ class Runtime:
             return True
         return await self.writer.call(self.store.is_handled, platform, source)
 
-    async def _redeliver(self) -> None:
-        """Send the lines a previous process kept but may not have sent, under their first keys."""
+    async def _unsent(self) -> list[Outgoing]:
+        """The outbox as the previous process left it (durable platforms only); old handled ids pruned."""
         if not self._durable:
-            return
+            return []
         week_ago = self.clock.now() - HANDLED_KEPT_FOR
         await self.writer.call(self.store.forget_handled_before, week_ago)
-        for out in await self.writer.call(self.store.pending_outbox, sorted(self._durable)):
+        return await self.writer.call(self.store.pending_outbox, sorted(self._durable))
+
+    async def _redeliver(self, unsent: list[Outgoing]) -> None:
+        """Send the lines a previous process kept but may not have sent, under their first keys."""
+        for out in unsent:
             if await self._send(
                 out.platform, out.room, [Line(**{**line, "offer": tuple(line.get("offer", ()))}) for line in out.lines]
             ):
