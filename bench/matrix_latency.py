@@ -49,12 +49,10 @@ import asyncio
 import contextlib
 import ctypes
 import datetime as dt
-import importlib.metadata
 import json
 import logging
 import math
 import os
-import platform
 import random
 import resource
 import shlex
@@ -71,11 +69,12 @@ from typing import IO, Any
 
 import nio
 
+from bench.report import ROOT, git_commit, machine, pct, summary, write_section
+from bench.report import fmt as _f
 from facilitator.config import MatrixConfig
 from tests.matrix_people import write_config
 from tests.synapse_server import SynapseServer
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 1.10
 HEADING = "## Command-to-reply latency on Matrix (`bench/matrix_latency.py`)"
 SECTION_BEGIN = "<!-- bench.matrix_latency:begin -->"
@@ -449,17 +448,6 @@ async def measure_room(person: Person, procs: Procs, kind: str, bot: str, echo: 
 # ---------------------------------------------------------------------------- statistics
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile, linear between closest ranks (as numpy's default)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def bootstrap_ratio(
     a: Sequence[float], b: Sequence[float], q: float, rounds: int = 2000, seed: int = 7
 ) -> tuple[float, float]:
@@ -473,17 +461,6 @@ def bootstrap_ratio(
         picks = [rng.randrange(n) for _ in range(n)]
         ratios.append(pct([a[i] for i in picks], q) / pct([b[i] for i in picks], q))
     return (pct(ratios, 2.5), pct(ratios, 97.5))
-
-
-def summary(values: Sequence[float]) -> dict[str, float]:
-    return {
-        "n": float(len(values)),
-        "p50": pct(values, 50),
-        "p95": pct(values, 95),
-        "p99": pct(values, 99),
-        "max": max(values) if values else math.nan,
-        "mean": sum(values) / len(values) if values else math.nan,
-    }
 
 
 # ---------------------------------------------------------------------------- the run
@@ -602,52 +579,6 @@ def synapse_version(python: str) -> str:
     return "unknown"
 
 
-def machine() -> dict[str, str]:
-    """What this ran on."""
-    model = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    ram = "unknown"
-    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-                break
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "ram": ram,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "nio": importlib.metadata.version("matrix-nio"),
-    }
-
-
-def git_commit() -> str:
-    """HEAD, with ``+changes`` if the code measured (facilitator/, adapters/) differs from it."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "facilitator", "adapters"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+changes" if changed else "")
-
-
-def _f(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
-
-
 def _lat(s: dict[str, float]) -> str:
     return f"{_f(s['p50'])} / {_f(s['p95'])} / {_f(s['p99'])} / {_f(s['max'])}"
 
@@ -762,15 +693,7 @@ def render_section(result: dict[str, Any]) -> str:
 
 def write_report(path: Path, result: dict[str, Any]) -> None:
     """Replace the generated part of this benchmark's section in ``path`` (added at the end if new)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = render_section(result)
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        _, tail = rest.split(SECTION_END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + f"\n\n{HEADING}\n\n{section}\n"
-    path.write_text(text, encoding="utf-8")
+    write_section(path, HEADING, SECTION_BEGIN, SECTION_END, render_section(result))
 
 
 # ---------------------------------------------------------------------------- main
@@ -823,7 +746,7 @@ def main(argv: list[str] | None = None) -> None:
         commit=commit,
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         command=opts.command,
-        machine=machine(),
+        machine=machine(nio="matrix-nio"),
         commands=opts.commands,
         warmup=opts.warmup,
         gap=opts.gap,
