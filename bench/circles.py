@@ -50,13 +50,11 @@ import gc
 import json
 import math
 import os
-import platform
 import random
 import re
 import shlex
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -68,9 +66,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import sqlalchemy
-
 from adapters.console import ConsoleAdapter, member_id
+from bench import report
 from facilitator.engine import actions as A
 from facilitator.engine import events as E
 from facilitator.engine.circle import Circle
@@ -794,28 +791,8 @@ class Bench:
 
 
 def machine() -> dict[str, str]:
-    """What this ran on."""
-    model = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    ram = "unknown"
-    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as handle:
-        for line in handle:
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-                break
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "ram": ram,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "sqlalchemy": sqlalchemy.__version__,
-        "os": f"{platform.system()} {platform.release()}",
-    }
+    """What this ran on, with the database's versions."""
+    return {**report.machine(sqlalchemy="sqlalchemy"), "sqlite": sqlite3.sqlite_version}
 
 
 def _f(value: float | None, digits: int = 1) -> str:
@@ -916,25 +893,7 @@ def rows_for(r: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def code_version() -> str:
     """The last commit that changed facilitator/ or adapters/, ``+changes`` if they differ from it."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "log", "-1", "--format=%h", "--", "facilitator", "adapters"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "facilitator", "adapters"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+changes" if changed else "")
+    return report.git_commit(last_code_change=True)
 
 
 def run_key(circles: int, code: str, switch_interval: float | None, spread: int = 0) -> str:

@@ -65,12 +65,16 @@ def machine(**packages: str) -> dict[str, str]:
     return found
 
 
-def git_commit() -> str:
-    """HEAD, with ``+changes`` if the code measured (facilitator/, adapters/) differs from it."""
+def git_commit(*, last_code_change: bool = False) -> str:
+    """HEAD (or, with ``last_code_change``, the last commit that changed facilitator/ or adapters/),
+    with ``+changes`` if the code measured differs from it."""
+    ask = (
+        ["git", "log", "-1", "--format=%h", "--", "facilitator", "adapters"]
+        if last_code_change
+        else ["git", "rev-parse", "--short", "HEAD"]
+    )
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        head = subprocess.run(ask, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         changed = subprocess.run(
             ["git", "status", "--porcelain", "--", "facilitator", "adapters"],
             cwd=ROOT,
