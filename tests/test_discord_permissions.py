@@ -4,7 +4,7 @@ command, against the loopback Discord with the real discord.py client."""
 from __future__ import annotations
 
 from facilitator.runtime.clock import ManualClock
-from tests.discord_fake import Perm
+from tests.discord_fake import Perm, User
 from tests.discord_people import Guild, a_guild, guild
 
 __all__ = ["guild"]
@@ -72,3 +72,11 @@ async def test_hostile_names_ping_nobody_and_show_as_typed(db_url: str, clock: M
         for message in g.fake.messages(g.channel, ephemeral=False):
             assert not (message.pings.everyone or message.pings.here or message.pings.roles), message.content
             assert message.pings.users <= {g.bea.user.id, g.ada.user.id}
+
+
+async def test_naming_someone_outside_the_circle_is_answered_not_ignored(guild: Guild) -> None:
+    g = guild
+    await (await g.slash(g.fran, "start", script="check-in-30")).response()
+    stranger = User(id=424242424242424242, username="stranger", global_name="Stranger")
+    answer = await (await g.slash(g.fran, "cofacilitator", person=stranger)).response()
+    assert answer.ephemeral and "not in the circle" in answer.content

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import discord
 import discord.gateway
 import discord.http
@@ -126,11 +127,20 @@ def buttons_for(line: Line) -> discord.ui.View | None:
     return view if view.children else None
 
 
+class _Tree(app_commands.CommandTree["_Client"]):
+    async def on_error(self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
+        """An error before our callback ran (an option Discord could not resolve, say): still answer."""
+        log.warning("a /circle command could not run: %s", error)
+        if not interaction.response.is_done():
+            text = interaction.client.adapter.words("discord_command_error")
+            await interaction.response.send_message(text, ephemeral=True)
+
+
 class _Client(discord.Client):
     def __init__(self, adapter: DiscordAdapter, **options: Any) -> None:
         super().__init__(**options)
         self.adapter = adapter
-        self.tree = app_commands.CommandTree(self)
+        self.tree = _Tree(self)
         self.tree.add_command(CircleCommands())
 
     async def setup_hook(self) -> None:  # once per process, not on every reconnect
@@ -208,6 +218,9 @@ class DiscordAdapter:
                 f"Discord refused the bot's token ({error}): copy a fresh one from the developer portal "
                 f"(your application > Bot > Reset Token) into {self.config.token_env}"
             ) from None
+        except (discord.HTTPException, OSError, aiohttp.ClientError) as error:
+            await self.client.close()
+            raise DiscordLoginError(f"could not sign in to Discord or register /circle there: {error}") from None
         self._task = loop.create_task(self._run())
 
     async def _run(self) -> None:
@@ -231,6 +244,16 @@ class DiscordAdapter:
     async def wait_ready(self) -> None:
         """Until the gateway is ready (tests and ``serve`` use it)."""
         await self._ready.wait()
+
+    async def _until_ready_or_failed(self) -> None:
+        """Wait for the gateway; raise if the adapter stopped first (so nothing waits forever)."""
+        assert self.failed is not None, "connect first"
+        ready: asyncio.Future[Any] = asyncio.ensure_future(self._ready.wait())
+        failed: asyncio.Future[Any] = self.failed
+        await asyncio.wait({ready, failed}, return_when=asyncio.FIRST_COMPLETED)
+        if not self._ready.is_set():
+            ready.cancel()
+            raise RuntimeError(f"the Discord connection stopped: {self.failed.result()}")
 
     def note_ready(self) -> None:
         self.readies += 1
@@ -258,6 +281,9 @@ class DiscordAdapter:
             return
         await client.tree.sync()
         await self._runtime.writer.call(store.set_values, {key: digest})
+
+    def words(self, template: str) -> str:
+        return self._runtime.voice.say(template)
 
     def script_names(self) -> list[str]:
         return self._runtime.library.names()
@@ -355,7 +381,8 @@ class DiscordAdapter:
     # ------------------------------------------------------------------ sending
 
     async def send(self, room: str, lines: Sequence[Line]) -> None:
-        await self._ready.wait()
+        if not self._ready.is_set():
+            await self._until_ready_or_failed()
         for line in lines:
             pending = self._pending.get(line.key.rsplit(".", 1)[0]) if line.key else None
             if line.to is not None and pending is not None and pending.by == line.to:
@@ -390,8 +417,9 @@ class DiscordAdapter:
                 extra["nonce"] = nonce(line.key, index)
             try:
                 await channel.send(part, allowed_mentions=allowed_mentions(line), **extra)
-            except discord.NotFound:  # the same nonce was sent already: it is there
-                pass
+            except discord.NotFound as error:  # the channel is gone (a repeated nonce returns the first message)
+                log.warning("channel %s is gone; a line for it is dropped (%s)", room, error.text)
+                return
             except discord.Forbidden as error:  # sending again will not help: say what to change
                 log.warning(
                     "Discord refused a message in channel %s (%s): give the bot View Channel and Send Messages "

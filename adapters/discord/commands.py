@@ -120,12 +120,12 @@ class CircleCommands(app_commands.Group):
 
     @app_commands.command(description="Give someone a role of the script, like the presenter (facilitators)")
     @app_commands.describe(person="Who takes the role", role="The role, as the script names it")
-    async def role(self, interaction: discord.Interaction[Any], person: discord.Member, role: str) -> None:
+    async def role(self, interaction: discord.Interaction[Any], person: discord.User, role: str) -> None:
         await _run(interaction, f"role {_person(person)} {role}")
 
     @app_commands.command(description="Share the facilitation with someone in the circle (facilitators)")
     @app_commands.describe(person="Who shares the steering")
-    async def cofacilitator(self, interaction: discord.Interaction[Any], person: discord.Member) -> None:
+    async def cofacilitator(self, interaction: discord.Interaction[Any], person: discord.User) -> None:
         await _run(interaction, f"cofacilitator {_person(person)}")
 
     @app_commands.command(name="step-in", description="The facilitator has gone: take over the steering (moderators)")

@@ -537,7 +537,9 @@ class DiscordFake:
             typed = bool(value)
         elif (kind in (USER, MENTIONABLE) and isinstance(value, Member | User)) or kind == USER:
             member = value if isinstance(value, Member) else self.guild.members.get(_id(value))
-            user = member.user if member is not None else self._users[_id(value)]
+            # Someone who is not in the guild is resolved as a user, without member data.
+            outsider = value if isinstance(value, User) else None
+            user = member.user if member is not None else outsider or self._users[_id(value)]
             resolved.setdefault("users", {})[str(user.id)] = user.payload()
             if member is not None:
                 resolved.setdefault("members", {})[str(user.id)] = member.payload(
