@@ -263,3 +263,20 @@ async def test_leaving_the_room_leaves_the_circle_and_a_moderator_steps_in_when_
     await cy.expect("closed", room_id=room, after=len(cy.notices) - 1)
     assert c.hosted() is None
     assert [action for action, _ in c.bot.store.audit_of(hosted.id)][-2:] == ["stepin", "end"]
+
+
+async def test_someone_who_left_their_direct_room_gets_private_lines_in_a_new_one(matrix_room: Circle) -> None:
+    c = matrix_room
+    fran, (ada, _, _), room = c.fran, c.people, c.room
+    await fran.say(room, "!circle start check-in-30")
+    await fran.expect("Check-in circle", room_id=room)
+    await ada.say(room, "!circle join")
+    first = (await ada.expect("exactly what this circle keeps")).room_id
+    left = await ada.client.room_leave(first)
+    assert isinstance(left, nio.RoomLeaveResponse), left
+    bot = c.bot.adapter._client
+    await ada.until(lambda: ada.user_id not in getattr(bot.rooms.get(first), "users", {}))
+    seen = len(ada.notices)
+    await ada.say(room, "!circle status")
+    status = await ada.expect("Circle status", after=seen)
+    assert status.room_id not in (first, room)  # a new direct room, never the circle's room

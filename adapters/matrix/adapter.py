@@ -381,7 +381,7 @@ class MatrixAdapter:
         group = self.group_of(room_id)
         level = self.config.steer_level if group is None or group.steer_level is None else group.steer_level
         may_steer = room is not None and self.power_level(room, sender) >= level
-        direct = await self._direct_with_bot(room_id)
+        direct = await self._direct_with_bot(room_id) and (room is None or len(room.users) <= 2)
         await handle_command(
             self._runtime,
             PLATFORM,
@@ -397,7 +397,8 @@ class MatrixAdapter:
         )
 
     async def _direct_with_bot(self, room_id: str) -> bool:
-        """Whether ``room_id`` is a direct room with the bot (one it opened, or was invited to as one)."""
+        """Whether ``room_id`` was made as a direct room with the bot (one it opened, or was invited
+        to as one). While anyone else is in it too, it is treated as an ordinary room."""
         known = self._is_direct.get(room_id)
         if known is None:
             known = await self._db(self._runtime.store.get_value, self._key(f"dm-room:{room_id}")) is not None
@@ -405,10 +406,10 @@ class MatrixAdapter:
         return known
 
     async def _remember_direct(self, room_id: str, user_id: str, *, theirs: bool) -> None:
-        """Keep ``room_id`` as a direct room with ``user_id`` (and as where their private lines go,
-        unless they already have one: a room they opened does not replace the one in use)."""
+        """Keep ``room_id`` as a direct room with ``user_id``. Private lines go only to a room the bot
+        opened itself: one a person opened may have (or later get) other people in it."""
         values = {self._key(f"dm-room:{room_id}"): user_id}
-        if not theirs or await self._db(self._runtime.store.get_value, self._key(f"dm:{user_id}")) is None:
+        if not theirs:
             values[self._key(f"dm:{user_id}")] = room_id
             self._direct[user_id] = room_id
         await self._db(self._runtime.store.set_values, values)
@@ -509,7 +510,8 @@ class MatrixAdapter:
         async with self._direct_lock:
             key = self._key(f"dm:{user_id}")
             room_id = self._direct.get(user_id) or await self._db(self._runtime.store.get_value, key)
-            if room_id is None:
+            created_now = not room_id
+            if not room_id:
                 initial = [EnableEncryptionBuilder().as_dict()] if self.config.encrypt_direct_rooms else []
                 created = await self._call(
                     "create direct room",
@@ -523,17 +525,26 @@ class MatrixAdapter:
                 room_id = created.room_id
                 await self._remember_direct(room_id, user_id, theirs=False)
             self._direct[user_id] = room_id
-        await self._known(room_id, user_id)
-        return room_id
+        if await self._known(room_id, user_id, new=created_now):
+            return room_id
+        # They left it: forget it and open a new one.
+        log.info("%s has left their direct room %s; opening a new one", user_id, room_id)
+        self._direct.pop(user_id, None)
+        await self._db(self._runtime.store.set_values, {self._key(f"dm:{user_id}"): ""})
+        return await self._direct_room(user_id)
 
-    async def _known(self, room_id: str, user_id: str) -> None:
+    async def _known(self, room_id: str, user_id: str, *, new: bool) -> bool:
         """Wait until a sync has told nio about ``room_id`` with ``user_id`` in it (invited or joined):
         a message encrypted before then would not be shared with them. (A sync can return a new
-        room before all of its creation has happened, the invite included.)"""
+        room before all of its creation has happened, the invite included.) False for a room made
+        earlier that nio knows without them in it: they have left."""
         while user_id not in getattr(self._client.rooms.get(room_id), "users", {}):
+            if not new and room_id in self._client.rooms:
+                return False
             self._rooms_changed.clear()
             self._may_sync.set()  # the room comes with a later sync: let the producer fetch it
             await self._rooms_changed.wait()
+        return True
 
 
 def _creators_outrank(version: str) -> bool:
