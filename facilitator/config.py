@@ -29,7 +29,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from facilitator.runtime.host import GroupInfo
 from facilitator.script.errors import ScriptError, explain
@@ -40,6 +49,15 @@ MATRIX_ROOM = re.compile(r"^![^:\s]+(:[^\s]+)?$")  # room version 12 ids have no
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 PowerLevel = Annotated[int, Field(ge=0, le=100)]
+Snowflake = Annotated[int, Field(gt=0, description="A Discord id (Developer Mode: right-click > Copy ID).")]
+
+
+def _role_name(value: object) -> object:
+    """A role id written without quotes is read as a number: take it as its text."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+RoleName = Annotated[str, BeforeValidator(_role_name), StringConstraints(strip_whitespace=True, min_length=1)]
 
 
 class _Strict(BaseModel):
@@ -143,12 +161,12 @@ class DiscordConfig(_Strict):
     token_env: str = Field(
         default="FACILITATOR_DISCORD_TOKEN", description="Environment variable holding the bot's token."
     )
-    guilds: tuple[int, ...] = Field(
+    guilds: tuple[Snowflake, ...] = Field(
         min_length=1,
         description="The servers (guild ids) the bot serves; /circle is registered there, and refused elsewhere.",
     )
-    steer_roles: tuple[str, ...] = Field(
-        default=(), description="Roles (names or ids) whose members may start and steer circles."
+    steer_roles: tuple[RoleName, ...] = Field(
+        default=(), description="Roles (ids, or names) whose members may start and steer circles."
     )
     steer_permission: str = Field(
         default="manage_channels",
@@ -194,8 +212,8 @@ class GroupConfig(_Strict):
     sector: str | None = Field(default=None, max_length=120)
     matrix_rooms: tuple[str, ...] = ()
     steer_level: PowerLevel | None = Field(default=None, description="Overrides matrix.steer_level here.")
-    discord_channels: tuple[int, ...] = ()
-    steer_roles: tuple[str, ...] | None = Field(default=None, description="Overrides discord.steer_roles here.")
+    discord_channels: tuple[Snowflake, ...] = ()
+    steer_roles: tuple[RoleName, ...] | None = Field(default=None, description="Overrides discord.steer_roles here.")
 
     @field_validator("matrix_rooms")
     @classmethod

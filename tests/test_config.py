@@ -16,7 +16,7 @@ matrix:
   store_dir: matrix-store
 discord:
   guilds: [111111111111111111]
-  steer_roles: ["Facilitator"]
+  steer_roles: ["Facilitator ", 333333333333333333]
 groups:
   - name: North West check-ins
     region: North West
@@ -47,6 +47,7 @@ def test_a_good_configuration_serves_matrix_and_discord_side_by_side(tmp_path: P
     group = config.group_of("222222222222222222")
     assert group is not None and group is config.group_of("!abcdef:example.org")
     assert group.steer_roles == ("Lead",) and config.discord.steer_permission == "manage_channels"
+    assert config.discord.steer_roles == ("Facilitator", "333333333333333333")  # an unquoted id is an id
     assert config.group_of("333") is None
 
 
@@ -56,6 +57,7 @@ def test_a_good_configuration_serves_matrix_and_discord_side_by_side(tmp_path: P
         ("matrix:\n  homeserver: ftp://nope\n  user_id: '@b:x.org'\n", "serve.yaml:2:15: 'homeserver' in 'matrix'"),
         ("discord:\n  guilds: [1]\n  steer_permission: be_nice\n", "serve.yaml:3:21: 'steer_permission' in 'discord'"),
         ("discord:\n  guilds: []\n", "serve.yaml:2:11:"),
+        ("discord:\n  guilds: [0]\n", "serve.yaml:2:"),
         ("discord:\n  guilds: [1]\n  token_env: the-secret-itself\n", "must be the NAME of an environment variable"),
         ("groups: []\n", "nothing to serve: add a 'matrix:' or a 'discord:' section"),
         (
