@@ -308,3 +308,24 @@ async def test_with_a_slow_database_commands_are_still_answered_in_time(db_url: 
         assert hosted is not None and hosted.circle.holder == f"discord:{g.bea.user.id}"
         assert all(not c.late for c in g.fake.callbacks)
         g.store.stall = 0.0  # a quick shutdown
+
+
+async def test_a_line_discord_will_not_take_is_kept_and_said_at_the_next_start(db_url: str, clock: ManualClock) -> None:
+    """Discord keeps refusing (429 beyond discord.py's retries) when Ada finishes her turn: the lines
+    about it are not lost; the next process says them, once."""
+    async with a_guild(db_url, clock) as g:
+        await gathered(g)
+        await in_the_round(g)
+        g.fake.rate_limit(count=50, channel=g.channel)
+        await (await g.slash(g.ada, "done")).response()
+        await g.runtime.settle()
+        assert [o.room for o in g.store.pending_outbox(["discord"])] == [str(g.channel.id)]
+        bea_turn = turn_of(g, str(g.bea.user.id))
+        assert not any(bea_turn in m.content for m in public(g))
+        g.fake.rest.faults.clear()
+
+        await restart(g, db_url)
+        await g.posted(bea_turn)
+        assert sum(bea_turn in m.content for m in public(g)) == 1
+        await g.runtime.settle()
+        assert g.store.pending_outbox(["discord"]) == []

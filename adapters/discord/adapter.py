@@ -163,6 +163,8 @@ class _Pending:
     by: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     said: bool = False
+    lost: bool = False
+    """A private line for the sender could not be delivered (they must not be told "Done.")."""
 
 
 class DiscordAdapter:
@@ -312,7 +314,9 @@ class DiscordAdapter:
                     PLATFORM, str(interaction.channel_id), pending.by, "refused.storage_error", source=source
                 )
             async with pending.lock:
-                if not pending.said:
+                if pending.lost and not interaction.response.is_done():
+                    await interaction.response.send_message(self.words("discord_not_shown"), ephemeral=True)
+                elif not pending.said:
                     await self._acknowledge(interaction)
         finally:
             self._pending.pop(source, None)
@@ -383,14 +387,23 @@ class DiscordAdapter:
     async def send(self, room: str, lines: Sequence[Line]) -> None:
         if not self._ready.is_set():
             await self._until_ready_or_failed()
-        for line in lines:
+        failed: discord.HTTPException | None = None
+        for line in lines:  # one line that fails does not hold back the others
             pending = self._pending.get(line.key.rsplit(".", 1)[0]) if line.key else None
-            if line.to is not None and pending is not None and pending.by == line.to:
-                await self._reply_privately(pending, line)
-            elif line.to is not None:
-                await self._direct_message(line.to, line)
-            else:
-                await self._post(room, line)
+            try:
+                if line.to is not None and pending is not None and pending.by == line.to:
+                    await self._reply_privately(pending, line)
+                elif line.to is not None:
+                    await self._direct_message(line.to, line)
+                else:
+                    await self._post(room, line)
+            except discord.HTTPException as error:
+                log.warning("a line for %s could not be sent: %s %s", room, error.status, error.text)
+                failed = failed or error
+                if pending is not None and line.to == pending.by:
+                    pending.lost = True
+        if failed is not None:
+            raise failed  # the runtime keeps these lines, to send again (under the same keys) at the next start
 
     async def _reply_privately(self, pending: _Pending, line: Line) -> None:
         interaction = pending.interaction
