@@ -150,3 +150,24 @@ async def test_lines_whose_send_failed_stay_kept_and_go_out_at_the_next_start(db
     assert store.pending_outbox(["console"]) == []
     await runtime.stop()
     store.close()
+
+
+async def test_after_a_long_outage_old_room_lines_are_not_said_but_private_ones_are(
+    db_url: str, clock: ManualClock
+) -> None:
+    runtime, store, _ = await start(db_url, clock)
+    await command(runtime, "Fran", "start check-in-30", "$open")
+    await command(runtime, "Ada", "join", "$ada-join")
+    runtime.writer.sent = lambda key: None  # type: ignore[method-assign]  # the process dies before clearing
+    await command(runtime, "Ada", "consent", "$ada-consent")
+    await runtime.stop()
+    store.close()
+
+    clock.advance(3600)  # down for an hour: "someone has joined" is old news by now
+    runtime, store, adapter = await start(db_url, clock)
+    again = [line for line in adapter.transcript if line.key.startswith("$ada-consent.")]
+    assert again and all(line.to == "console:ada" for line in again)  # her receipt still reaches her
+    assert "recorded" in again[0].plain()
+    assert store.pending_outbox(["console"]) == []
+    await runtime.stop()
+    store.close()

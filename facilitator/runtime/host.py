@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 GC_THRESHOLD = 50_000
 HANDLED_KEPT_FOR = 7 * 24 * 3600.0
+STALE_AFTER = 600.0
+"""Seconds after which a kept line to a room is not said at start any more: the catch-up says where
+the circle is, and an old "the piece is with you" would mislead. Private lines are always said."""
 """How long a handled message id is kept: platforms redeliver within minutes or hours (from the
 last sync checkpoint, a gateway resume), never a week later."""
 
@@ -289,8 +292,19 @@ class Runtime:
 
     async def _redeliver(self, unsent: list[Outgoing]) -> None:
         """Send the lines a previous process kept but may not have sent, under their first keys."""
+        now = self.clock.now()
         for out in unsent:
-            if await self._send(
+            if now - out.at > STALE_AFTER:
+                dropped = sum(1 for line in out.lines if line.get("to") is None)
+                out = replace(out, lines=[line for line in out.lines if line.get("to") is not None])
+                log.info(
+                    "not saying %d stale line(s) in %s room %s (kept %.0f s ago)",
+                    dropped,
+                    out.platform,
+                    out.room,
+                    now - out.at,
+                )
+            if not out.lines or await self._send(
                 out.platform, out.room, [Line(**{**line, "offer": tuple(line.get("offer", ()))}) for line in out.lines]
             ):
                 self.writer.sent(out.key)

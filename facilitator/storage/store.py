@@ -99,6 +99,8 @@ class Outgoing:
     room: str
     key: str
     lines: list[dict[str, Any]]
+    at: float = 0.0
+    """When the change these lines are about was made (the runtime's clock)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,7 +512,7 @@ class Store:
         """Lines kept but not yet sent for ``platforms``, oldest first."""
         query = select(outbox).where(outbox.c.platform.in_(list(platforms))).order_by(outbox.c.id)
         with self.engine.connect() as conn:
-            return [Outgoing(r.platform, r.room, r.key, orjson.loads(r.lines_json)) for r in conn.execute(query)]
+            return [Outgoing(r.platform, r.room, r.key, orjson.loads(r.lines_json), r.at) for r in conn.execute(query)]
 
     def get_value(self, key: str) -> str | None:
         """An adapter's kept value (None if never set)."""
