@@ -84,8 +84,8 @@ BUTTON_COMMANDS = {
 def hints() -> dict[str, str]:
     """The platform words in the bot's lines."""
     return {
-        "join_hint": "press Join (or type /circle join)",
-        "consent_hint": "press I consent (or type /circle consent)",
+        "join_hint": "press Join, or type /circle join",
+        "consent_hint": "press I consent, or type /circle consent",
         "command_prefix": "/circle ",
     }
 
