@@ -971,14 +971,7 @@ def write_report(path: Path, result: dict[str, Any]) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     runs = load_runs(text)
     runs[result["key"]] = result
-    section = render_section(runs)
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        _, tail = rest.split(SECTION_END, 1)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + f"\n\n{HEADING}\n\n{section}\n"
-    path.write_text(text, encoding="utf-8")
+    report.write_section(path, HEADING, SECTION_BEGIN, SECTION_END, render_section(runs))
 
 
 # ---------------------------------------------------------------------------- main

@@ -304,9 +304,8 @@ class Runtime:
                     out.room,
                     now - out.at,
                 )
-            if not out.lines or await self._send(
-                out.platform, out.room, [Line(**{**line, "offer": tuple(line.get("offer", ()))}) for line in out.lines]
-            ):
+            lines = [Line(**{**line, "offer": tuple(line.get("offer", ()))}) for line in out.lines]
+            if await self._send(out.platform, out.room, lines):  # True for no lines: the entry is cleared
                 self.writer.sent(out.key)
 
     async def resume_all(self) -> int:
