@@ -79,7 +79,8 @@ class Voice:
                     offer += ("join_anonymous",)
                 return [Line(text, offer=offer)]
             case A.AskConsent():
-                text = s("ask_consent", version=action.version, text=action.text.strip(), **h)
+                agreement = action.agreement.strip()
+                text = s("ask_consent", version=action.version, text=action.text.strip(), agreement=agreement, **h)
                 if action.anonymous:
                     text += "\n" + s("ask_consent_anonymous")
                 return [Line(text, to=action.to, offer=(f"consent:{action.text_hash}",))]

@@ -27,6 +27,7 @@ AGREEMENT = "What is said here stays here."
 CONSENT_TEXT = "I agree that my name and attendance are recorded for this circle."
 CONSENT_VERSION = "3"
 CONSENT_HASH = hashlib.sha256(CONSENT_TEXT.encode("utf-8")).hexdigest()
+AGREEMENT_HASH = hashlib.sha256(AGREEMENT.encode("utf-8")).hexdigest()
 CLOSE_TEXT = "Thank you for being here."
 CLOSE = {"kind": "close", "name": "Close", "text": CLOSE_TEXT}
 

@@ -99,7 +99,7 @@ async def test_console_lets_a_person_type_as_several_people(tmp_path: Path) -> N
     out = io.StringIO()
     await run_console(io.StringIO(typed + "\n"), out, database_url=f"sqlite:///{tmp_path / 'c.db'}")
     text = out.getvalue()
-    assert "(privately to sam) Before you join, here is exactly what is recorded" in text
+    assert "(privately to sam) Before you join, two things to agree to" in text
     assert "Someone has joined the circle. 1 in the circle now." in text
     assert "Welcome, and thank you for making the time" in text
     assert "(privately to sam) Circle status: running." in text

@@ -8,6 +8,8 @@ import json
 from facilitator.engine import actions as A
 from facilitator.engine import events as E
 from tests.engine_helpers import (
+    AGREEMENT,
+    AGREEMENT_HASH,
     ANA,
     BEN,
     CONSENT_HASH,
@@ -40,7 +42,9 @@ def test_join_asks_consent_privately_and_records_nothing():
     run = gathered(SCRIPT, people=())
     out = run.ok(E.Join(ANA, "Ana"), 5.0)
     assert out.records == ()
-    assert out.actions == (A.AskConsent(ANA, CONSENT_TEXT, CONSENT_VERSION, CONSENT_HASH, False),)
+    assert out.actions == (
+        A.AskConsent(ANA, CONSENT_TEXT, CONSENT_VERSION, CONSENT_HASH, False, AGREEMENT, AGREEMENT_HASH),
+    )
     assert hashlib.sha256(CONSENT_TEXT.encode()).hexdigest() == CONSENT_HASH
     assert run.circle.state.participants[ANA].state == "pending"
     assert run.circle.state.present() == []
@@ -51,9 +55,11 @@ def test_consent_with_the_right_hash_records_consent_and_attendance():
     run.ok(E.Join(ANA, "Ana"), 5.0)
     out = run.ok(E.Consent(ANA, CONSENT_HASH), 7.0)
     assert out.records == (
-        A.ConsentGiven(ANA, "Ana", False, CONSENT_HASH, CONSENT_VERSION, 7.0),
+        A.ConsentGiven(ANA, "Ana", False, AGREEMENT_HASH, CONSENT_VERSION, 7.0, scope="agreement"),
+        A.ConsentGiven(ANA, "Ana", False, CONSENT_HASH, CONSENT_VERSION, 7.0, scope="attendance"),
         A.AttendanceStarted(ANA, "Ana", False, 7.0),
     )
+    assert hashlib.sha256(AGREEMENT.encode()).hexdigest() == AGREEMENT_HASH
     assert of(out, A.ConsentReceipt) == [A.ConsentReceipt(ANA, CONSENT_VERSION, CONSENT_HASH, False)]
     assert of(out, A.Joined) == [A.Joined(ANA, 1, False)]
     assert [p.id for p in run.circle.state.present()] == [ANA]
@@ -83,7 +89,9 @@ def test_join_again_while_pending_shows_the_consent_again():
     run = gathered(SCRIPT, people=())
     run.ok(E.Join(ANA, "Ana"), 1.0)
     out = run.ok(E.Join(ANA, "Ana"), 2.0)
-    assert of(out, A.AskConsent) == [A.AskConsent(ANA, CONSENT_TEXT, CONSENT_VERSION, CONSENT_HASH, False)]
+    assert of(out, A.AskConsent) == [
+        A.AskConsent(ANA, CONSENT_TEXT, CONSENT_VERSION, CONSENT_HASH, False, AGREEMENT, AGREEMENT_HASH)
+    ]
     assert out.records == ()
 
 
@@ -96,10 +104,14 @@ def test_anonymous_join_refused_when_the_script_does_not_allow_it():
 def test_anonymous_join_allowed_when_the_script_allows_it():
     run = gathered(ANON_SCRIPT, people=())
     out = run.ok(E.Join(ANA, "Ana", anonymous=True), 1.0)
-    assert of(out, A.AskConsent) == [A.AskConsent(ANA, CONSENT_TEXT, CONSENT_VERSION, CONSENT_HASH, True)]
+    asked = A.AskConsent(ANA, CONSENT_TEXT, CONSENT_VERSION, CONSENT_HASH, True, AGREEMENT, AGREEMENT_HASH)
+    assert of(out, A.AskConsent) == [asked]
     out = run.ok(E.Consent(ANA, CONSENT_HASH), 2.0)
     # an anonymous attendee's name is never kept: records carry anonymous=True and no name
-    assert kept(out, A.ConsentGiven) == [A.ConsentGiven(ANA, "", True, CONSENT_HASH, CONSENT_VERSION, 2.0)]
+    assert kept(out, A.ConsentGiven) == [
+        A.ConsentGiven(ANA, "", True, AGREEMENT_HASH, CONSENT_VERSION, 2.0, scope="agreement"),
+        A.ConsentGiven(ANA, "", True, CONSENT_HASH, CONSENT_VERSION, 2.0, scope="attendance"),
+    ]
     assert kept(out, A.AttendanceStarted) == [A.AttendanceStarted(ANA, "", True, 2.0)]
     assert of(out, A.ConsentReceipt) == [A.ConsentReceipt(ANA, CONSENT_VERSION, CONSENT_HASH, True)]
     assert "Ana" not in json.dumps(run.circle.snapshot())
@@ -137,7 +149,7 @@ def test_join_mid_circle_asks_consent_too():
     assert out.records == ()
     assert of(out, A.AskConsent)[0].to == BEN
     out = run.ok(E.Consent(BEN, CONSENT_HASH), 111.0)
-    assert [type(r).__name__ for r in out.records] == ["ConsentGiven", "AttendanceStarted"]
+    assert [type(r).__name__ for r in out.records] == ["ConsentGiven", "ConsentGiven", "AttendanceStarted"]
 
 
 def test_names_are_kept_short_and_never_empty():

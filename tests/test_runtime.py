@@ -50,12 +50,12 @@ async def test_a_whole_circle_is_kept_as_attendance_and_consent(host: Host) -> N
     assert all(r["left_at"] is not None and r["left_at"] > r["joined_at"] for r in rows)
     ledger = host.store.consent_log(circle_id)
     assert [(e["display_name"], e["decision"], e["scope"]) for e in ledger] == [
-        ("Ada", "given", "attendance"),
-        ("Bea", "given", "attendance"),
-        ("Cy", "given", "attendance"),
+        (name, "given", scope) for name in ("Ada", "Bea", "Cy") for scope in ("agreement", "attendance")
     ]
     hosted_script = host.runtime.library.get("check-in-30").script
-    assert {e["text_hash"] for e in ledger} == {hosted_script.consent.text_hash}
+    hashes = {e["scope"]: e["text_hash"] for e in ledger}
+    assert hashes == {"agreement": hosted_script.agreement_hash, "attendance": hosted_script.consent.text_hash}
+    assert {e["lawful_basis"] for e in ledger} == {"consent"}
     row = host.store.circle_row(circle_id)
     assert row is not None and row["status"] == "ended" and row["seat_salt"] is None
     assert "Ada" not in row["state_json"]  # an ended circle keeps no people in its state
@@ -98,7 +98,7 @@ async def test_the_consent_ledger_cannot_be_changed(host: Host) -> None:
         conn.execute(consent_table.update().values(decision="withdrawn"))
     with pytest.raises(DBAPIError, match="append-only"), host.store.engine.begin() as conn:
         conn.execute(consent_table.delete())
-    assert [e["decision"] for e in host.store.consent_log()] == ["given"]
+    assert [e["decision"] for e in host.store.consent_log()] == ["given", "given"]
 
 
 async def test_a_group_does_not_get_the_same_prompt_twice_in_a_row(host: Host) -> None:
@@ -161,7 +161,7 @@ def test_sqlite_is_in_wal_mode_with_foreign_keys(db_url: str) -> None:
     store.close()
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as raw:
         version = raw.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == ("0003",)
+    assert version == ("0004",)
 
 
 async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(

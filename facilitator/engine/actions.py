@@ -31,13 +31,18 @@ class CircleOpened:
 
 @dataclass(frozen=True, slots=True)
 class AskConsent:
-    """Privately show ``to`` the exact consent text and ask them to agree."""
+    """Privately show ``to`` the group agreement and the exact consent text, and ask them to agree.
+
+    Two consents, each tied to the hash of its own text: to the group's agreement (how the
+    circle treats what is said) and to attendance being recorded (``text``)."""
 
     to: str
     text: str
     version: str
     text_hash: str
     anonymous: bool
+    agreement: str = ""
+    agreement_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +292,10 @@ Action = (
 
 @dataclass(frozen=True, slots=True)
 class ConsentGiven:
-    """Append to the consent ledger: ``member`` agreed to the text with ``text_hash``."""
+    """Append to the consent ledger: ``member`` agreed to the text with ``text_hash``.
+
+    ``scope`` says which text: ``agreement`` (the group agreement) or ``attendance`` (that
+    their attendance is recorded; for an anonymous attendee, that they are counted)."""
 
     member: str
     name: str
@@ -295,6 +303,7 @@ class ConsentGiven:
     text_hash: str
     version: str
     at: float
+    scope: str = "attendance"
 
 
 @dataclass(frozen=True, slots=True)

@@ -274,8 +274,18 @@ class Circle:
         # An anonymous attendee's name is never kept, not even in the live state.
         name = "" if ev.anonymous else (ev.name[:80] or "someone")
         st.participants[ev.by] = Participant(ev.by, name, ev.anonymous)
-        consent = self.script.consent
-        out.say(A.AskConsent(ev.by, consent.text, consent.version, consent.text_hash, ev.anonymous))
+        consent, script = self.script.consent, self.script
+        out.say(
+            A.AskConsent(
+                ev.by,
+                consent.text,
+                consent.version,
+                consent.text_hash,
+                ev.anonymous,
+                script.agreement,
+                script.agreement_hash,
+            )
+        )
 
     def _consent(self, ev: E.Consent, now: float, out: _Out) -> None:
         person = self.state.participants.get(ev.by)
@@ -288,7 +298,10 @@ class Circle:
             raise Refusal("consent_changed", version=consent.version)
         person.state = "present"
         person.consented = True
-        out.keep(A.ConsentGiven(person.id, person.name, person.anonymous, consent.text_hash, consent.version, now))
+        agreement_hash = self.script.agreement_hash
+        keep = (person.id, person.name, person.anonymous)
+        out.keep(A.ConsentGiven(*keep, agreement_hash, consent.version, now, scope="agreement"))
+        out.keep(A.ConsentGiven(*keep, consent.text_hash, consent.version, now, scope="attendance"))
         out.say(A.ConsentReceipt(person.id, consent.version, consent.text_hash, person.anonymous))
         self._arrive(person, now, out)
 

@@ -179,6 +179,11 @@ class Script(_Strict):
         return self
 
     @property
+    def agreement_hash(self) -> str:
+        """SHA-256 of the group agreement's exact text, kept with each agreement consent."""
+        return hashlib.sha256(self.agreement.encode("utf-8")).hexdigest()
+
+    @property
     def required_roles(self) -> list[str]:
         """Roles some phase needs filled before the circle can begin."""
         needed: list[str] = []

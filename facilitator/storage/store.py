@@ -169,8 +169,10 @@ def seat_of(salt: str, member: str) -> str:
 class Store:
     """Reads and writes for the runtime. Call from one thread at a time."""
 
-    def __init__(self, url: str = DEFAULT_URL) -> None:
+    def __init__(self, url: str = DEFAULT_URL, *, lawful_basis: str = "consent") -> None:
         self.url = url
+        self.lawful_basis = lawful_basis
+        """Recorded with every consent entry (the deployment's ``privacy.lawful_basis``)."""
         self.engine = make_engine(url)
         with self.engine.begin() as conn:
             upgrade(conn)
@@ -372,7 +374,7 @@ class Store:
                 {
                     "member_id": self._named_member(conn, write, record),
                     "anonymous": record.anonymous,
-                    "scope": "attendance",
+                    "scope": record.scope,
                     "decision": "given",
                     "text_hash": record.text_hash,
                     "text_version": record.version,
@@ -380,6 +382,7 @@ class Store:
                     "circle_id": cid,
                     "group_id": write.group_id,
                     "via": write.platform,
+                    "lawful_basis": self.lawful_basis,
                 },
             )
         elif isinstance(record, A.AttendanceStarted):

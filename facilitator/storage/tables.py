@@ -10,8 +10,11 @@
 - ``attendance``: who was in a circle from when to when, and how many turns they spoke or
   passed. ``seat`` links the rows of one person within one live circle (a salted hash, the
   salt is dropped when the circle ends), so anonymous attendance is counted, never named.
-- ``consent``: the append-only ledger: who (or "anonymous") agreed to or withdrew from which
-  exact text (its SHA-256), when, where, in which circle and group. Triggers refuse updates.
+- ``consent``: the append-only ledger: who (or "anonymous") agreed to the group agreement or to
+  attendance being recorded (``scope``), or withdrew, or was erased (``decision``), for which
+  exact text (its SHA-256), when, where, in which circle and group, on which lawful basis.
+  Triggers refuse updates and deletes. An erased person's entries stay, naming nobody: the
+  member row they point at is emptied of name and platform id.
 - ``audit``: each facilitator action that changed a circle.
 - ``prompt_use``: which prompt a group was given, so it does not get it again too soon.
 - ``handled_event``: the platform ids of incoming messages whose effect is kept, written in
@@ -68,7 +71,7 @@ class CircleRow(SQLModel, table=True):
     """One circle: a run of a script in a group."""
 
     __tablename__ = "circle"
-    __table_args__ = (Index("ix_circle_open", "status", "next_deadline"),)
+    __table_args__ = (Index("ix_circle_open", "status", "next_deadline"), Index("ix_circle_started_at", "started_at"))
 
     id: str = Field(primary_key=True, max_length=32)
     group_id: int = Field(foreign_key="group.id", index=True)
@@ -91,7 +94,10 @@ class Attendance(SQLModel, table=True):
     """A span of time someone was in a circle; counts of turns, never words."""
 
     __tablename__ = "attendance"
-    __table_args__ = (Index("ix_attendance_seat", "circle_id", "seat"),)
+    __table_args__ = (
+        Index("ix_attendance_seat", "circle_id", "seat"),
+        Index("ix_attendance_joined_at", "joined_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     circle_id: str = Field(foreign_key="circle.id", max_length=32)
@@ -120,6 +126,8 @@ class ConsentEntry(SQLModel, table=True):
     circle_id: str | None = Field(default=None, foreign_key="circle.id", max_length=32)
     group_id: int | None = Field(default=None, foreign_key="group.id")
     via: str = Field(max_length=32)
+    lawful_basis: str | None = Field(default=None, max_length=40)
+    """The lawful basis the deployment relied on when the entry was made (None before it was kept)."""
 
 
 class AuditEntry(SQLModel, table=True):
