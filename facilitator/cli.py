@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -119,6 +120,131 @@ def serve(config_path: str, database_url: str | None, verbose: bool) -> None:
         click.echo(f"facilitator serve: {error}", err=True)
         sys.exit(2)
     sys.exit(asyncio.run(run_serve(config, choose_url(config, database_url))))
+
+
+def _filter_options(command: Any) -> Any:
+    """The filters ``export`` and ``report`` share (each may be repeated or comma-separated)."""
+    options = [
+        click.option("--group", "groups", multiple=True, help="Only this group (by its configured name)."),
+        click.option("--region", "regions", multiple=True, help="Only groups in this region."),
+        click.option("--sector", "sectors", multiple=True, help="Only groups in this sector."),
+        click.option("--platform", "platforms", multiple=True, help="Only this platform (matrix, discord, console)."),
+        click.option("--script", "scripts", multiple=True, help="Only circles that ran this script."),
+        click.option("--since", default=None, help="First date included (YYYY-MM-DD, in each group's time zone)."),
+        click.option("--until", default=None, help="Last date included (YYYY-MM-DD, in each group's time zone)."),
+        click.option("--config", "config_path", default=None, help="The serve configuration: coordinators, groups."),
+        click.option(
+            "--as", "who", default=None, help="Who you are (a coordinator in --config): @you:server or an id."
+        ),
+        DB_OPTION,
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _wanted(name: str, opts: dict[str, Any]) -> tuple[str, Any]:
+    """The database URL and the filter the shared options ask for; exits with a sentence if they cannot be used."""
+    from facilitator.config import ConfigError, load_config, person_key
+    from facilitator.exports.access import NotAllowed, allowed_group_ids, coordination, has_coordinators
+    from facilitator.exports.filters import ExportFilter, parse_day, split_values
+    from facilitator.storage.store import Store
+
+    try:
+        since = parse_day(opts["since"], "--since") if opts["since"] else None
+        until = parse_day(opts["until"], "--until") if opts["until"] else None
+    except ValueError as error:
+        _fail(name, str(error))
+    if since and until and since > until:
+        _fail(name, f"--since {since} is after --until {until}: swap them")
+    wanted = ExportFilter(
+        groups=split_values(opts["groups"]),
+        regions=split_values(opts["regions"]),
+        sectors=split_values(opts["sectors"]),
+        platforms=split_values(opts["platforms"]),
+        scripts=split_values(opts["scripts"]),
+        since=since,
+        until=until,
+    )
+    url = opts["database_url"]
+    if opts["config_path"] is None:
+        if opts["who"]:
+            _fail(name, "--as needs --config: coordinators are named in the serve configuration")
+        return url, wanted
+    try:
+        config = load_config(opts["config_path"])
+    except ConfigError as error:
+        _fail(name, str(error))
+    if config.database and opts["database_url"] == DEFAULT_URL:
+        url = config.database
+    if not has_coordinators(config):
+        return url, wanted
+    if not opts["who"]:
+        _fail(
+            name, "this configuration names coordinators: say which one you are with --as (like --as @ana:example.org)"
+        )
+    try:
+        who = str(person_key(opts["who"]))
+    except ValueError as error:
+        _fail(name, f"--as: {error}")
+    store = Store(url)
+    try:
+        store.sync_groups(config)
+        with store.engine.connect() as conn:
+            ids = allowed_group_ids(conn, coordination(config, who), wanted.groups, wanted.regions)
+    except NotAllowed as error:
+        _fail(name, str(error))
+    finally:
+        store.close()
+    from dataclasses import replace
+
+    return url, replace(wanted, group_ids=ids)
+
+
+def _fail(name: str, message: str) -> NoReturn:
+    click.echo(f"facilitator {name}: {message}", err=True)
+    sys.exit(2)
+
+
+@main.command()
+@click.option(
+    "--level",
+    type=click.Choice(["attendance", "circle", "person"]),
+    default="attendance",
+    show_default=True,
+    help="One row per attendance, per circle, or per person.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "xlsx", "json"]),
+    default=None,
+    help="Default: from --out's ending, else csv.",
+)
+@click.option("--out", "out_path", default=None, help="File to write (default: standard output; XLSX needs a file).")
+@_filter_options
+def export(level: str, fmt: str | None, out_path: str | None, **opts: Any) -> None:
+    """Export attendance as CSV, XLSX or JSON (anonymous attendees are counted, never named)."""
+    from facilitator.exports.run import export as run_export
+    from facilitator.exports.run import terminal
+    from facilitator.exports.writers import format_of
+    from facilitator.storage.store import Store
+
+    chosen = fmt or (format_of(out_path) if out_path else None) or "csv"
+    if chosen == "xlsx" and out_path is None and sys.stdout.isatty():
+        _fail("export", "an XLSX file cannot be shown in a terminal: add --out attendance.xlsx")
+    url, wanted = _wanted("export", opts)
+    store = Store(url)  # migrates an older database before reading it
+    try:
+        if out_path is None:
+            count = run_export(store.engine, level, chosen, wanted, sys.stdout.buffer, progress=terminal())  # type: ignore[arg-type]
+        else:
+            with open(out_path, "wb") as out:
+                count = run_export(store.engine, level, chosen, wanted, out, progress=terminal())  # type: ignore[arg-type]
+    finally:
+        store.close()
+    where = f" to {out_path}" if out_path else ""
+    click.echo(f"Exported {count:,} {level} rows ({wanted.describe()}){where}.", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

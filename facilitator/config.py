@@ -28,8 +28,10 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -58,6 +60,56 @@ def _role_name(value: object) -> object:
 
 
 RoleName = Annotated[str, BeforeValidator(_role_name), StringConstraints(strip_whitespace=True, min_length=1)]
+
+LAWFUL_BASES = (
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "legitimate_interests",
+)
+"""The six lawful bases of UK and EU GDPR (Article 6(1)), as they are written in the ledger."""
+
+
+def person_key(value: object) -> object:
+    """A person as the configuration names them, as the runtime keys them.
+
+    ``@ana:example.org`` is a Matrix user; a number (or digits) is a Discord user id; a key
+    with its platform already (``discord:1234``, ``console:ana``) is kept as it is."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return f"discord:{value}" if value > 0 else value
+    if isinstance(value, str):
+        text = value.strip()
+        if MATRIX_USER.match(text):
+            return f"matrix:{text}"
+        if text.isdigit() and int(text) > 0:
+            return f"discord:{text}"
+        if re.match(r"^(matrix|discord|console):\S+$", text):
+            return text
+        raise ValueError(
+            f"{text!r} is not a person: write a Matrix user (@ana:example.org) "
+            "or a Discord user id (123456789012345678)"
+        )
+    return value
+
+
+PersonKey = Annotated[str, BeforeValidator(person_key)]
+
+
+def _zone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{value!r} is not a time zone: write an IANA name like Europe/London or America/New_York"
+        ) from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_zone_name)]
 
 
 class _Strict(BaseModel):
@@ -214,6 +266,8 @@ class GroupConfig(_Strict):
     steer_level: PowerLevel | None = Field(default=None, description="Overrides matrix.steer_level here.")
     discord_channels: tuple[Snowflake, ...] = ()
     steer_roles: tuple[RoleName, ...] | None = Field(default=None, description="Overrides discord.steer_roles here.")
+    timezone: TimeZone = Field(default="UTC", description="Where its dates are counted (exports and reports).")
+    coordinators: tuple[PersonKey, ...] = Field(default=(), description="Who may export this group's attendance.")
 
     @field_validator("matrix_rooms")
     @classmethod
@@ -224,11 +278,34 @@ class GroupConfig(_Strict):
         return value
 
     def info(self) -> GroupInfo:
-        return GroupInfo(self.name, self.region, self.sector)
+        return GroupInfo(self.name, self.region, self.sector, self.timezone)
 
     def rooms(self) -> tuple[str, ...]:
         """Its rooms as the adapters name them (Discord channel ids as text)."""
         return (*self.matrix_rooms, *(str(c) for c in self.discord_channels))
+
+
+class RegionConfig(_Strict):
+    """A region: who coordinates every group whose ``region`` is this name."""
+
+    name: str = Field(min_length=1, max_length=120)
+    coordinators: tuple[PersonKey, ...] = Field(min_length=1)
+
+
+class PrivacyConfig(_Strict):
+    """What the deployment relies on to keep records, and for how long (see docs/privacy.md)."""
+
+    lawful_basis: str = Field(default="consent", description="Recorded with every consent entry.")
+    retention_days: int | None = Field(
+        default=365, ge=1, le=36500, description="Named attendance older than this is anonymised; null keeps it."
+    )
+
+    @field_validator("lawful_basis")
+    @classmethod
+    def _basis(cls, value: str) -> str:
+        if value not in LAWFUL_BASES:
+            raise ValueError(f"{value!r} is not a lawful basis: use one of {', '.join(LAWFUL_BASES)}")
+        return value
 
 
 class ServeConfig(_Strict):
@@ -240,6 +317,8 @@ class ServeConfig(_Strict):
     matrix: MatrixConfig | None = None
     discord: DiscordConfig | None = None
     groups: tuple[GroupConfig, ...] = ()
+    regions: tuple[RegionConfig, ...] = ()
+    privacy: PrivacyConfig = PrivacyConfig()
 
     @model_validator(mode="after")
     def _something_to_serve(self) -> ServeConfig:
@@ -251,6 +330,10 @@ class ServeConfig(_Strict):
                 if room in seen:
                     raise ValueError(f"room {room} is in two groups ({seen[room]!r} and {group.name!r})")
                 seen[room] = group.name
+        regions = [r.name for r in self.regions]
+        for name in regions:
+            if regions.count(name) > 1:
+                raise ValueError(f"region {name!r} is listed twice under 'regions'; merge its coordinators")
         return self
 
     def group_of(self, room: str) -> GroupConfig | None:

@@ -24,6 +24,17 @@ MENTION = "\x00mention\x00"
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file the bot hands someone privately (a coordinator's export, someone's own data)."""
+
+    name: str
+    """The file name the person sees (``attendance-2026-11.csv``)."""
+    data: bytes
+    mime: str
+    """Its media type (``text/csv``, ``application/json``...)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     """One thing the bot says: to the room (``to`` is None) or privately to ``to``."""
 
@@ -37,6 +48,9 @@ class Line:
     offer: tuple[str, ...] = ()
     """Shortcuts a platform may attach (Discord buttons): ``join``, ``join_anonymous``,
     ``consent:HASH``, ``done``, ``pass``. Each has a typed command too, and the line says it."""
+    attachment: Attachment | None = None
+    """A file that goes with a private line (never with a line to the room). Lines with a file
+    are sent directly, not through the outbox: if sending fails, the person asks again."""
 
     def plain(self) -> str:
         """The text with the mention written as ``@name`` (for logs and the console)."""

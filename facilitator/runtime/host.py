@@ -76,6 +76,7 @@ class GroupInfo:
     name: str | None = None
     region: str | None = None
     sector: str | None = None
+    timezone: str | None = None
 
 
 @dataclass(eq=False)
@@ -189,7 +190,7 @@ class Runtime:
         if key not in self._groups or info is not None:
             info = info or GroupInfo()
             self._groups[key] = await self.writer.call(
-                self.store.ensure_group, platform, room, info.name, info.region, info.sector
+                self.store.ensure_group, platform, room, info.name, info.region, info.sector, info.timezone
             )
         return self._groups[key]
 

@@ -196,19 +196,26 @@ class Store:
         name: str | None = None,
         region: str | None = None,
         sector: str | None = None,
+        timezone: str | None = None,
     ) -> int:
         """The id of the group for ``room`` on ``platform``, created if new."""
         with self.engine.begin() as conn:
             row = conn.execute(select(groups.c.id).where(groups.c.platform == platform, groups.c.room == room)).first()
+            said = (("name", name), ("region", region), ("sector", sector), ("timezone", timezone))
             if row is not None:
-                given = {k: v for k, v in (("name", name), ("region", region), ("sector", sector)) if v}
+                given = {k: v for k, v in said if v}
                 if given:  # only what is said changes: naming a group keeps its region and sector
                     conn.execute(update(groups).where(groups.c.id == row[0]).values(**given))
                 return int(row[0])
-            result = conn.execute(
-                insert(groups).values(platform=platform, room=room, name=name, region=region, sector=sector)
-            )
+            result = conn.execute(insert(groups).values(platform=platform, room=room, **{k: v for k, v in said if v}))
             return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def sync_groups(self, config: Any) -> None:
+        """Write a serve configuration's groups (names, regions, sectors, time zones) for every room it lists."""
+        for group in config.groups:
+            for platform, rooms in (("matrix", group.matrix_rooms), ("discord", group.discord_channels)):
+                for room in rooms:
+                    self.ensure_group(platform, str(room), group.name, group.region, group.sector, group.timezone)
 
     def prompt_history(self, group_id: int, bank: str) -> list[str]:
         """Prompt ids this group was given from ``bank``, oldest first."""

@@ -1,0 +1,385 @@
+"""The three shapes of an attendance export, each a header and a stream of rows.
+
+- ``attendance``: one row per time someone was in a circle.
+- ``circle``: one row per circle: date, length, size, facilitator, passes.
+- ``person``: one row per named person: circles attended, minutes, first and last date;
+  anonymous attendance is one last row that counts it (never a person).
+
+Rows come from the database in chunks (``yield_per``): an export of millions of rows holds a
+few thousand at a time. Times are written in the group's own time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import aliased
+
+from facilitator.exports.filters import CIRCLE_TIME, ExportFilter, GroupRow, circle_clause, matching_groups
+from facilitator.storage.tables import attendance_table as attendance
+from facilitator.storage.tables import circles_table as circles
+from facilitator.storage.tables import members_table as members
+
+Level = Literal["attendance", "circle", "person"]
+LEVELS: tuple[Level, ...] = ("attendance", "circle", "person")
+CHUNK = 5000
+
+Kind = Literal["text", "number", "date", "datetime"]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column: its heading, what kind of value it holds, and whether people typed it."""
+
+    name: str
+    kind: Kind = "text"
+    typed: bool = False
+    """Text someone typed (a display name, a group's name): neutralised in spreadsheets."""
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """An export: its columns, how many rows to expect (for a progress bar) and the rows."""
+
+    level: Level
+    columns: tuple[Column, ...]
+    total: int
+    rows: Iterator[tuple[Any, ...]]
+
+
+_PLACE = (
+    Column("group", typed=True),
+    Column("region", typed=True),
+    Column("sector", typed=True),
+    Column("platform"),
+    Column("script", typed=True),
+)
+
+ATTENDANCE_COLUMNS = (
+    Column("circle"),
+    Column("date", "date"),
+    *_PLACE,
+    Column("person", typed=True),
+    Column("person_ref", "number"),
+    Column("anonymous"),
+    Column("joined", "datetime"),
+    Column("left", "datetime"),
+    Column("minutes", "number"),
+    Column("turns_spoken", "number"),
+    Column("turns_passed", "number"),
+    Column("timezone"),
+)
+CIRCLE_COLUMNS = (
+    Column("circle"),
+    Column("date", "date"),
+    Column("started", "datetime"),
+    *_PLACE,
+    Column("title", typed=True),
+    Column("minutes", "number"),
+    Column("size", "number"),
+    Column("named", "number"),
+    Column("anonymous", "number"),
+    Column("facilitator", typed=True),
+    Column("turns_spoken", "number"),
+    Column("passes", "number"),
+    Column("timezone"),
+)
+PERSON_COLUMNS = (
+    Column("person", typed=True),
+    Column("person_ref", "number"),
+    Column("platform"),
+    Column("circles", "number"),
+    Column("minutes", "number"),
+    Column("first", "date"),
+    Column("last", "date"),
+)
+ANONYMOUS_LABEL = "Anonymous attendance (counted, not named)"
+
+
+class LocalTimes:
+    """Timestamps as local text in a zone, fast enough for millions of rows.
+
+    The zone's offset is looked up once per quarter hour (every real zone changes its
+    offset on a quarter-hour boundary of UTC) and each day's date text once."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[tuple[str, int], int] = {}
+        self._days: dict[int, str] = {}
+
+    def _local(self, tz: ZoneInfo, at: float) -> int:
+        seconds = int(at)
+        bucket = (tz.key, seconds // 900)
+        offset = self._offsets.get(bucket)
+        if offset is None:
+            moment = datetime.fromtimestamp(bucket[1] * 900, UTC).astimezone(tz)
+            delta = moment.utcoffset()
+            offset = self._offsets[bucket] = int(delta.total_seconds()) if delta is not None else 0
+        return seconds + offset
+
+    def _day(self, local: int) -> str:
+        number = local // 86400
+        text = self._days.get(number)
+        if text is None:
+            text = self._days[number] = datetime.fromtimestamp(number * 86400, UTC).strftime("%Y-%m-%d")
+        return text
+
+    def day(self, tz: ZoneInfo, at: float | None) -> str:
+        """``YYYY-MM-DD`` in ``tz`` ('' for no time)."""
+        if at is None:
+            return ""
+        return self._day(self._local(tz, at))
+
+    def minute(self, tz: ZoneInfo, at: float | None) -> str:
+        """``YYYY-MM-DD HH:MM`` in ``tz`` ('' for no time)."""
+        if at is None:
+            return ""
+        local = self._local(tz, at)
+        hours, rest = divmod(local % 86400, 3600)
+        return f"{self._day(local)} {hours:02d}:{rest // 60:02d}"
+
+
+def minutes(start: float | None, end: float | None) -> float | None:
+    """Minutes between two times, to one decimal place (None while one is missing)."""
+    if start is None or end is None:
+        return None
+    return round((end - start) / 60.0, 1)
+
+
+def table(conn: Connection, level: Level, wanted: ExportFilter) -> Table:
+    """The export ``level`` of what ``wanted`` covers, ready to stream."""
+    found = matching_groups(conn, wanted)
+    if level == "attendance":
+        return _attendance(conn, found, wanted)
+    if level == "circle":
+        return _circles(conn, found, wanted)
+    return _people(conn, found, wanted)
+
+
+def _count(conn: Connection, query: Select[Any]) -> int:
+    return int(conn.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar() or 0)
+
+
+def _stream(conn: Connection, query: Select[Any]) -> Iterator[Any]:
+    result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
+    for chunk in result.partitions():
+        yield from chunk
+
+
+def attendance_query(found: dict[int, GroupRow], wanted: ExportFilter) -> Select[Any]:
+    """One row per attendance (the benchmark runs the same query through the sqlite3 tool)."""
+    return (
+        select(
+            circles.c.id,
+            circles.c.group_id,
+            circles.c.script_name,
+            members.c.display_name,
+            attendance.c.member_id,
+            attendance.c.anonymous,
+            attendance.c.joined_at,
+            attendance.c.left_at,
+            attendance.c.turns_spoken,
+            attendance.c.turns_passed,
+        )
+        .select_from(
+            attendance.join(circles, circles.c.id == attendance.c.circle_id).outerjoin(
+                members, members.c.id == attendance.c.member_id
+            )
+        )
+        .where(circle_clause(found, wanted))
+        .order_by(attendance.c.id)
+    )
+
+
+def _attendance(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter) -> Table:
+    query = attendance_query(found, wanted)
+    times = LocalTimes()
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for circle_id, group_id, script, name, member_id, anonymous, joined, left, spoken, passed in _stream(
+            conn, query
+        ):
+            g = found[group_id]
+            tz = g.timezone
+            named = not anonymous and member_id is not None
+            yield (
+                circle_id,
+                times.day(tz, joined),
+                g.name,
+                g.region,
+                g.sector,
+                g.platform,
+                script,
+                (name or "") if named else "",
+                member_id if named else None,
+                "no" if named else "yes",
+                times.minute(tz, joined),
+                times.minute(tz, left),
+                minutes(joined, left),
+                spoken,
+                passed,
+                tz.key,
+            )
+
+    return Table("attendance", ATTENDANCE_COLUMNS, _count(conn, query), rows())
+
+
+def _circles(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter) -> Table:
+    facilitator = aliased(members)
+    seat = func.coalesce(attendance.c.seat, func.cast(attendance.c.id, circles.c.id.type))
+    query = (
+        select(
+            circles.c.id,
+            circles.c.group_id,
+            circles.c.script_name,
+            circles.c.title,
+            CIRCLE_TIME.label("at"),
+            circles.c.started_at,
+            circles.c.ended_at,
+            facilitator.c.display_name,
+            func.count(func.distinct(seat)),
+            func.count(func.distinct(case((attendance.c.anonymous, seat), else_=literal(None)))),
+            func.coalesce(func.sum(attendance.c.turns_spoken), 0),
+            func.coalesce(func.sum(attendance.c.turns_passed), 0),
+        )
+        .select_from(
+            circles.outerjoin(attendance, attendance.c.circle_id == circles.c.id).outerjoin(
+                facilitator, facilitator.c.id == circles.c.facilitator_id
+            )
+        )
+        .where(circle_clause(found, wanted))
+        .group_by(
+            circles.c.id,
+            circles.c.group_id,
+            circles.c.script_name,
+            circles.c.title,
+            circles.c.started_at,
+            circles.c.opened_at,
+            circles.c.ended_at,
+            facilitator.c.display_name,
+        )
+        .order_by(CIRCLE_TIME, circles.c.id)
+    )
+    times = LocalTimes()
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for circle_id, group_id, script, title, at, started, ended, fac, size, anonymous, spoken, passed in _stream(
+            conn, query
+        ):
+            g = found[group_id]
+            yield (
+                circle_id,
+                times.day(g.timezone, at),
+                times.minute(g.timezone, started),
+                g.name,
+                g.region,
+                g.sector,
+                g.platform,
+                script,
+                title,
+                minutes(started, ended),
+                size,
+                size - anonymous,
+                anonymous,
+                fac or "",
+                spoken,
+                passed,
+                g.timezone.key,
+            )
+
+    count = select(circles.c.id).where(circle_clause(found, wanted))
+    return Table("circle", CIRCLE_COLUMNS, _count(conn, count), rows())
+
+
+def _people(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter) -> Table:
+    named = (attendance.c.anonymous.is_(False)) & attendance.c.member_id.is_not(None)
+    span = attendance.c.left_at - attendance.c.joined_at
+    base = (
+        select(
+            attendance.c.member_id,
+            members.c.display_name,
+            members.c.platform,
+            circles.c.group_id,
+            func.count(func.distinct(attendance.c.circle_id)),
+            func.sum(span),
+            func.min(attendance.c.joined_at),
+            func.max(attendance.c.joined_at),
+        )
+        .select_from(
+            attendance.join(circles, circles.c.id == attendance.c.circle_id).outerjoin(
+                members, members.c.id == attendance.c.member_id
+            )
+        )
+        .where(circle_clause(found, wanted))
+    )
+    people = (
+        base.where(named)
+        .group_by(attendance.c.member_id, members.c.display_name, members.c.platform, circles.c.group_id)
+        .order_by(attendance.c.member_id, circles.c.group_id)
+    )
+    anonymous = (
+        select(
+            circles.c.group_id,
+            func.count(),
+            func.sum(span),
+            func.min(attendance.c.joined_at),
+            func.max(attendance.c.joined_at),
+        )
+        .select_from(attendance.join(circles, circles.c.id == attendance.c.circle_id))
+        .where(circle_clause(found, wanted), ~named)
+        .group_by(circles.c.group_id)
+    )
+    times = LocalTimes()
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        current: _Tally | None = None
+        for member_id, name, platform, group_id, count, seconds, first, last in _stream(conn, people):
+            if current is None or current.ref != member_id:
+                if current is not None:
+                    yield current.row(times)
+                current = _Tally(member_id, name or "", platform)
+            current.add(found[group_id].timezone, count, seconds, first, last)
+        if current is not None:
+            yield current.row(times)
+        total = _Tally(None, ANONYMOUS_LABEL, "")
+        for group_id, count, seconds, first, last in conn.execute(anonymous):
+            total.add(found[group_id].timezone, count, seconds, first, last)
+        if total.count:
+            yield total.row(times)
+
+    counted = select(attendance.c.member_id).select_from(
+        attendance.join(circles, circles.c.id == attendance.c.circle_id)
+    )
+    distinct = counted.where(circle_clause(found, wanted), named).distinct()
+    return Table("person", PERSON_COLUMNS, _count(conn, distinct) + 1, rows())
+
+
+@dataclass(slots=True)
+class _Tally:
+    """One person's attendance summed over the groups they attended (or all anonymous attendance)."""
+
+    ref: int | None
+    name: str
+    platform: str
+    count: int = 0
+    seconds: float = 0.0
+    first: tuple[float, ZoneInfo] | None = None
+    last: tuple[float, ZoneInfo] | None = None
+
+    def add(self, tz: ZoneInfo, count: int, seconds: float | None, first: float | None, last: float | None) -> None:
+        self.count += count
+        self.seconds += seconds or 0.0
+        if first is not None and (self.first is None or first < self.first[0]):
+            self.first = (first, tz)
+        if last is not None and (self.last is None or last > self.last[0]):
+            self.last = (last, tz)
+
+    def row(self, times: LocalTimes) -> tuple[Any, ...]:
+        first = times.day(self.first[1], self.first[0]) if self.first else ""
+        last = times.day(self.last[1], self.last[0]) if self.last else ""
+        return (self.name, self.ref, self.platform, self.count, round(self.seconds / 60.0, 1), first, last)
