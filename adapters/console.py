@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from facilitator.engine import actions as A
@@ -33,8 +34,16 @@ class ConsoleAdapter:
 
     platform = PLATFORM
 
-    def __init__(self, out: TextIO | None = None, room: str = "terminal", show_private: bool = True) -> None:
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        room: str = "terminal",
+        show_private: bool = True,
+        files: Path | None = None,
+    ) -> None:
         self.out = out or sys.stdout
+        self.files = files or Path("facilitator-files")
+        """Where files handed to someone (their data, an export) are saved: a terminal has no inbox."""
         self.room = room
         self.show_private = show_private
         self.runtime: Runtime | None = None
@@ -56,10 +65,20 @@ class ConsoleAdapter:
             stamp = self._stamp()
             if line.to is not None:
                 who = line.to.split(":", 1)[-1]
-                self.out.write(f"{stamp} (privately to {who}) {line.plain()}\n")
+                self.out.write(f"{stamp} (privately to {who}) {line.plain()}{self._saved(line)}\n")
             else:
                 self.out.write(f"{stamp} {line.plain()}\n")
         self.out.flush()
+
+    def _saved(self, line: Line) -> str:
+        """Save a private line's file (owner-only permissions); the words that say where."""
+        if line.attachment is None:
+            return ""
+        self.files.mkdir(parents=True, exist_ok=True)
+        path = self.files / Path(line.attachment.name).name
+        path.write_bytes(line.attachment.data)
+        path.chmod(0o600)
+        return f" [file saved: {path}]"
 
     def _stamp(self) -> str:
         if self.runtime is None:

@@ -21,11 +21,14 @@ class CommandSpec:
     name: str
     usage: str
     steering: bool
+    """Only for facilitators (and whoever may start a circle)."""
     aliases: tuple[str, ...] = ()
     needs: int = 0
     """How many arguments it must have."""
     stepping_in: bool = False
     """Only for someone the platform lets steer who is not (yet) a facilitator of the circle."""
+    coordinating: bool = False
+    """Only for coordinators (exports)."""
 
 
 COMMANDS: tuple[CommandSpec, ...] = (
@@ -47,6 +50,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("role", "role PERSON ROLE", True, needs=2),
     CommandSpec("cofacilitator", "cofacilitator PERSON", True, ("share",), needs=1),
     CommandSpec("stepin", "step in", True, ("step", "step-in", "takeover"), stepping_in=True),
+    CommandSpec("mydata", "mydata", False, ("my-data", "data")),
+    CommandSpec("withdraw", "withdraw", False),
+    CommandSpec("forget", "forget me", False, needs=1),
+    CommandSpec("export", "export [attendance|circle|person] [csv|xlsx|json] [FROM [TO]]", False, coordinating=True),
     CommandSpec("help", "help", False),
 )
 
@@ -85,10 +92,14 @@ def parse(text: str) -> Parsed | Help:
     return Parsed(spec.name, args)
 
 
-def help_lines(steering: bool, may_step_in: bool = False) -> list[str]:
+def help_lines(steering: bool, may_step_in: bool = False, coordinator: bool = False) -> list[str]:
     """The usages a person may use (facilitators see the steering ones too; someone the platform
-    lets steer, in a circle they do not facilitate, sees ``step in``)."""
-    return [spec.usage for spec in COMMANDS if (may_step_in if spec.stepping_in else steering or not spec.steering)]
+    lets steer, in a circle they do not facilitate, sees ``step in``; coordinators ``export``)."""
+    return [
+        spec.usage
+        for spec in COMMANDS
+        if (coordinator if spec.coordinating else may_step_in if spec.stepping_in else steering or not spec.steering)
+    ]
 
 
 def to_event(parsed: Parsed, by: str, name: str, resolve: Callable[[str], str]) -> E.Event | Help:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from facilitator.commands import Help, Parsed, help_lines, parse, to_event
+from facilitator import rights
+from facilitator.commands import COMMANDS, Help, Parsed, help_lines, parse, to_event
 from facilitator.engine import actions as A
 from facilitator.engine import events as E
+from facilitator.rights import RIGHTS_COMMANDS
 from facilitator.runtime.host import GroupInfo, Runtime
 
 
@@ -41,8 +43,11 @@ async def handle_command(
     ``source`` is the platform's id of the message (see :meth:`Runtime.submit`): every reply
     to it is keyed from it, so a platform that deduplicates sends shows each reply once."""
     parsed = parse(text)
+    if isinstance(parsed, Parsed) and parsed.name in RIGHTS_COMMANDS:
+        return await rights.handle(runtime, platform, room, by, parsed, source)
+    coordinator = _coordinates(runtime, by)
     if direct:
-        return await _direct(runtime, platform, room, by, parsed, source)
+        return await _direct(runtime, platform, room, by, parsed, source, coordinator)
     hosted = runtime.circle_in(platform, room)
     steering = hosted is not None and by in hosted.circle.state.facilitators and may_steer
     could_start = hosted is None and may_steer
@@ -50,7 +55,7 @@ async def handle_command(
     if isinstance(parsed, Help) or parsed.name == "help":
         problem = parsed.problem if isinstance(parsed, Help) else ""
         return await _help(
-            runtime, platform, room, by, problem, help_lines(steering or could_start, may_step_in), source
+            runtime, platform, room, by, problem, help_lines(steering or could_start, may_step_in, coordinator), source
         )
     if parsed.name == "scripts":
         return await _scripts(runtime, platform, room, by, source)
@@ -64,25 +69,47 @@ async def handle_command(
         parsed = Parsed("consent", (hosted.circle.script.consent.text_hash,))
     event = to_event(parsed, by, name, resolve)
     if isinstance(event, Help):
-        return await _help(runtime, platform, room, by, event.problem, help_lines(steering, may_step_in), source)
+        usages = help_lines(steering, may_step_in, coordinator)
+        return await _help(runtime, platform, room, by, event.problem, usages, source)
     if isinstance(event, E.NEEDS_PERMISSION) and not may_steer:
         return await runtime.refuse(platform, room, by, "not_facilitator", source=source)
     return await runtime.submit(platform, room, event, source=source)
 
 
-DIRECT_COMMANDS = ["help", "scripts"]
-"""What a one-to-one room with the bot answers (issue 5 adds what is kept about me)."""
+DIRECT_COMMANDS = ["help", "scripts", "mydata", "withdraw", "forget me"]
+"""What a one-to-one room with the bot answers: no circle meets there, but what is kept about me does."""
+
+
+def _coordinates(runtime: Runtime, by: str) -> bool:
+    config = runtime.config
+    if config is None:
+        return False
+    from facilitator.exports.access import coordination
+
+    return bool(coordination(config, by).groups)
+
+
+def _direct_commands(coordinator: bool) -> list[str]:
+    export = [spec.usage for spec in COMMANDS if spec.name == "export"]
+    return DIRECT_COMMANDS + export if coordinator else DIRECT_COMMANDS
 
 
 async def _direct(
-    runtime: Runtime, platform: str, room: str, by: str, parsed: Parsed | Help, source: str | None
+    runtime: Runtime,
+    platform: str,
+    room: str,
+    by: str,
+    parsed: Parsed | Help,
+    source: str | None,
+    coordinator: bool,
 ) -> A.Outcome:
     if isinstance(parsed, Parsed) and parsed.name == "scripts":
         return await _scripts(runtime, platform, room, by, source)
+    usages = _direct_commands(coordinator)
     if isinstance(parsed, Help) or parsed.name == "help":
         problem = parsed.problem if isinstance(parsed, Help) else ""
-        return await _help(runtime, platform, room, by, problem, DIRECT_COMMANDS, source)
-    commands = _listed(runtime, platform, DIRECT_COMMANDS)
+        return await _help(runtime, platform, room, by, problem, usages, source)
+    commands = _listed(runtime, platform, usages)
     return await runtime.say_private(platform, room, by, "direct_room", source=source, commands=commands)
 
 

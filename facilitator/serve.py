@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from facilitator.config import ConfigError, ServeConfig, describe
 from facilitator.runtime.adapter import Adapter
 from facilitator.runtime.host import Runtime
+from facilitator.storage.rights import anonymise_before
 from facilitator.storage.store import DEFAULT_URL, Store
 
 log = logging.getLogger("facilitator.serve")
@@ -25,6 +26,25 @@ log = logging.getLogger("facilitator.serve")
 def database_url(config: ServeConfig, given: str | None) -> str:
     """``--db``, then the config's ``database``, then FACILITATOR_DATABASE_URL, then the default."""
     return given or config.database or os.environ.get("FACILITATOR_DATABASE_URL") or DEFAULT_URL
+
+
+RETENTION_EVERY = 24 * 3600.0
+
+
+async def keep_retention(runtime: Runtime, days: int | None) -> None:
+    """Anonymise named attendance older than ``days`` now, then once a day (nothing if ``days`` is None)."""
+    if days is None:
+        return
+    while True:
+        cutoff = runtime.clock.now() - days * 86400.0
+        try:
+            changed = await runtime.writer.call(anonymise_before, runtime.store, cutoff)
+        except Exception:  # a busy database must not stop the bot: tomorrow tries again
+            log.exception("retention could not anonymise old attendance")
+        else:
+            if changed:
+                log.info("retention: %d attendance records older than %d days no longer name anyone", changed, days)
+        await asyncio.sleep(RETENTION_EVERY)
 
 
 async def run_serve(
@@ -47,8 +67,9 @@ async def run_serve(
     discord = DiscordAdapter(config.discord, config.group_of) if config.discord is not None else None
     if discord is not None:
         adapters.append(discord)
-    store = Store(url)
-    runtime = Runtime(store, adapters=adapters)
+    store = Store(url, lawful_basis=config.privacy.lawful_basis)
+    store.sync_groups(config)
+    runtime = Runtime(store, adapters=adapters, config=config)
     log.info("serving %s with %s", describe(config), url.split("@")[-1])
     try:
         await runtime.start()
@@ -60,6 +81,7 @@ async def run_serve(
     running: list[MatrixAdapter | DiscordAdapter | None] = [matrix, discord]
     failed: list[asyncio.Future[Any]] = [a.failed for a in running if a is not None and a.failed is not None]
     stopping: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    retention = asyncio.ensure_future(keep_retention(runtime, config.privacy.retention_days))
     waits: list[asyncio.Future[Any]] = [stopping, *failed]
     done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     status = 0
@@ -68,6 +90,7 @@ async def run_serve(
             err.write(f"facilitator serve: {future.result()}\n")
             status = 1
     stopping.cancel()
+    retention.cancel()
     await runtime.stop()
     store.close()
     return status

@@ -58,6 +58,7 @@ TRANSITIONS: dict[tuple[CircleStatus, type], str] = {
     **{(s, E.Join): "_join" for s in _LIVE},
     **{(s, E.Consent): "_consent" for s in _LIVE},
     **{(s, E.Leave): "_leave" for s in _LIVE},
+    **{(s, E.Erase): "_erase" for s in _LIVE},
     **{(s, E.AssignRole): "_assign_role" for s in _LIVE},
     **{(s, E.AddFacilitator): "_add_facilitator" for s in _LIVE},
     **{(s, E.StepIn): "_step_in" for s in _LIVE},
@@ -334,6 +335,19 @@ class Circle:
                 self._give_next(self._at(now), out)
             elif self._popcorn() and rnd.holder is None and not rnd.queue:
                 self._round_finished(self._at(now), out)
+
+    def _erase(self, ev: E.Erase, now: float, out: _Out) -> None:
+        st = self.state
+        if ev.by in st.facilitators:
+            raise Refusal("facilitating_now")
+        person = st.participants.get(ev.by)
+        if person is None:
+            raise Refusal("not_in_circle")
+        if person.state != "left":
+            self._leave(E.Leave(ev.by), now, out)
+        st.participants.pop(ev.by, None)
+        if st.round is not None and ev.by in st.round.members:
+            st.round.members.remove(ev.by)
 
     def _assign_role(self, ev: E.AssignRole, now: float, out: _Out) -> None:
         declared = [r.name for r in self.script.roles]

@@ -56,6 +56,13 @@ class Leave:
 
 
 @dataclass(frozen=True, slots=True)
+class Erase:
+    """Someone asked to be forgotten: they leave, and the circle keeps nothing of them (not even their name)."""
+
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class Begin:
     """A facilitator begins the first phase."""
 
@@ -169,6 +176,7 @@ Event = (
     | Join
     | Consent
     | Leave
+    | Erase
     | Begin
     | Pause
     | Resume

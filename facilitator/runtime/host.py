@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facilitator.engine import actions as A
 from facilitator.engine import events as E
@@ -44,6 +44,9 @@ from facilitator.script.loader import ScriptError
 from facilitator.script.models import OpenPhase, PromptRef, RoundPhase
 from facilitator.storage.store import NewCircle, Outgoing, Store, Write
 from facilitator.voice import Line, Voice
+
+if TYPE_CHECKING:
+    from facilitator.config import ServeConfig
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +112,11 @@ class Runtime:
         library: ScriptLibrary | None = None,
         hints: dict[str, dict[str, str]] | None = None,
         resume: bool = True,
+        config: ServeConfig | None = None,
     ) -> None:
         self.store = store
+        self.config = config
+        """The serve configuration (coordinators, privacy), if the runtime serves one."""
         self.clock: Clock = clock or SystemClock()
         self.adapters = {a.platform: a for a in adapters}
         self._durable = frozenset(p for p, a in self.adapters.items() if getattr(a, "durable", False))
@@ -563,6 +569,14 @@ class Runtime:
         refused = A.Refused(by, code, tuple(sorted(params.items())))
         await self._say(platform, room, (refused,), None, source or secrets.token_hex(8))
         return A.Outcome(False, (refused,), ())
+
+    async def send_private_file(
+        self, platform: str, room: str, to: str, line: Line, source: str | None = None
+    ) -> A.Outcome:
+        """Hand ``to`` a private line with its file (never through the outbox: files are not kept)."""
+        assert line.to == to and line.attachment is not None
+        sent = await self._send(platform, room, self._keyed(platform, [line], source or secrets.token_hex(8)))
+        return A.Outcome(sent)
 
     async def say_private(
         self, platform: str, room: str, to: str, template: str, *, source: str | None = None, **params: str

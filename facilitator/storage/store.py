@@ -183,6 +183,10 @@ class Store:
         self._tx_members: dict[str, tuple[int, str | None]] = {}
         self._tx_salts: dict[str, str | None] = {}
 
+    def forget_cached(self, key: str) -> None:
+        """Drop what the store remembers in memory about ``key`` (after it was erased)."""
+        self._member_ids.pop(key, None)
+
     def close(self) -> None:
         """Release the connections."""
         self.engine.dispose()

@@ -1,0 +1,166 @@
+"""The commands about records, in any room or in a direct message: the same on every platform.
+
+- ``mydata``: everything kept about me, as a JSON file, privately.
+- ``withdraw``: my attendance is no longer named, from the next export on (one word, as easy
+  as consenting was).
+- ``forget me``: my name and platform id are erased (see :mod:`facilitator.storage.rights`);
+  if I am in a circle that is running, it lets me go first and keeps nothing of me.
+- ``export``: a coordinator's attendance export, as a file, privately; only the groups they
+  coordinate (see :mod:`facilitator.exports.access`).
+
+Every answer is private (an ephemeral reply or a direct message), never in the circle's room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from facilitator.commands import Parsed
+from facilitator.engine import actions as A
+from facilitator.engine import events as E
+from facilitator.exports.filters import ExportFilter, parse_day
+from facilitator.exports.levels import LEVELS, Level
+from facilitator.exports.writers import FORMATS, Format
+from facilitator.storage import rights
+from facilitator.voice import Attachment, Line
+
+if TYPE_CHECKING:
+    from facilitator.runtime.host import Runtime
+
+RIGHTS_COMMANDS = frozenset({"mydata", "withdraw", "forget", "export"})
+MAX_CHAT_EXPORT = 8 * 1024 * 1024
+"""The largest export sent in chat (Discord takes 10 MB from a bot; Matrix servers usually
+more): bigger ones are refused with a pointer to the command line."""
+MIME = {
+    "csv": "text/csv",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+_TIMES = frozenset({"at", "joined_at", "left_at", "started_at", "ended_at", "first_seen"})
+
+
+async def handle(runtime: Runtime, platform: str, room: str, by: str, parsed: Parsed, source: str | None) -> A.Outcome:
+    """Carry out one of :data:`RIGHTS_COMMANDS` for ``by``; every answer is private."""
+    if parsed.name == "mydata":
+        return await _my_data(runtime, platform, room, by, source)
+    if parsed.name == "withdraw":
+        changed = await runtime.writer.call(rights.withdraw, runtime.store, by, runtime.clock.now(), platform)
+        template = "withdrawn" if changed.known else "nothing_kept"
+        return await runtime.say_private(platform, room, by, template, source=source, count=str(changed.attendances))
+    if parsed.name == "forget":
+        if [a.lower() for a in parsed.args] != ["me"]:
+            return await runtime.say_private(platform, room, by, "forget_confirm", source=source)
+        return await _forget(runtime, platform, room, by, source)
+    return await _export(runtime, platform, room, by, parsed.args, source)
+
+
+def _readable(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _readable(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_readable(v) for v in value]
+    if key in _TIMES and isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
+    return value
+
+
+async def _my_data(runtime: Runtime, platform: str, room: str, by: str, source: str | None) -> A.Outcome:
+    found = await runtime.writer.call(rights.my_data, runtime.store, by)
+    if found is None:
+        return await runtime.say_private(platform, room, by, "nothing_kept", source=source)
+    data = orjson.dumps(_readable(found), option=orjson.OPT_INDENT_2)
+    attachment = Attachment("my-data.json", data, "application/json")
+    counts = {"attendances": str(len(found["attendance"])), "entries": str(len(found["consent"]))}
+    text = runtime.voice.say("my_data", **counts)
+    return await runtime.send_private_file(platform, room, by, Line(text, to=by, attachment=attachment), source)
+
+
+async def _forget(runtime: Runtime, platform: str, room: str, by: str, source: str | None) -> A.Outcome:
+    for hosted in runtime.circles:
+        if by in hosted.circle.state.facilitators:
+            return await runtime.refuse(platform, room, by, "facilitating_now", source=source, where=hosted.room)
+    for hosted in runtime.circles:
+        if by in hosted.circle.state.participants:
+            outcome = await runtime.submit(hosted.platform, hosted.room, E.Erase(by))
+            if not outcome.accepted:
+                return outcome
+    changed = await runtime.writer.call(rights.forget, runtime.store, by, runtime.clock.now(), platform)
+    template = "forgotten" if changed.known else "nothing_kept"
+    return await runtime.say_private(platform, room, by, template, source=source)
+
+
+def _export_request(args: tuple[str, ...]) -> tuple[Level, Format, ExportFilter] | str:
+    """``export [LEVEL] [FORMAT] [FROM [TO]] [group NAME]``: the request, or what was wrong."""
+    level: Level = "attendance"
+    fmt: Format = "csv"
+    days: list[date] = []
+    groups: tuple[str, ...] = ()
+    words = list(args)
+    while words:
+        word = words.pop(0)
+        lowered = word.lower()
+        if lowered == "group":
+            if not words:
+                return "export group needs the group's name, like: export group North West check-ins"
+            groups = (" ".join(words),)
+            break
+        if lowered in LEVELS:
+            level = lowered
+        elif lowered in FORMATS:
+            fmt = lowered
+        elif len(days) < 2:
+            try:
+                days.append(parse_day(word, "the date"))
+            except ValueError as error:
+                return str(error)
+        else:
+            return f"export does not know {word[:40]!r}: export [attendance|circle|person] [csv|xlsx|json] [FROM [TO]]"
+    since = days[0] if days else None
+    until = days[1] if len(days) > 1 else None
+    if since and until and since > until:
+        return f"the dates are the wrong way round ({since} is after {until})"
+    return level, fmt, ExportFilter(groups=groups, since=since, until=until)
+
+
+async def _export(
+    runtime: Runtime, platform: str, room: str, by: str, args: tuple[str, ...], source: str | None
+) -> A.Outcome:
+    from facilitator.exports.access import NotAllowed, allowed_group_ids, coordination
+    from facilitator.exports.run import export
+
+    config = runtime.config
+    mine = coordination(config, by) if config is not None else None
+    if mine is None or not mine.groups:
+        return await runtime.refuse(platform, room, by, "not_coordinator", source=source)
+    request = _export_request(args)
+    if isinstance(request, str):
+        return await runtime.say_private(platform, room, by, "export_problem", source=source, problem=request)
+    level, fmt, wanted = request
+
+    def run() -> bytes | str:
+        with runtime.store.engine.connect() as conn:
+            try:
+                ids = allowed_group_ids(conn, mine, wanted.groups)
+            except NotAllowed as error:
+                return str(error)
+        out = io.BytesIO()
+        export(runtime.store.engine, level, fmt, replace(wanted, group_ids=ids), out)
+        return out.getvalue()
+
+    made = await asyncio.to_thread(run)
+    if isinstance(made, str):
+        return await runtime.say_private(platform, room, by, "export_problem", source=source, problem=made)
+    if len(made) > MAX_CHAT_EXPORT:
+        size = f"{len(made) / 1_048_576:.1f} MB"
+        return await runtime.say_private(platform, room, by, "export_too_big", source=source, size=size)
+    stamp = datetime.fromtimestamp(runtime.clock.now(), UTC).strftime("%Y-%m-%d")
+    name = f"{level}-{stamp}.{fmt}"
+    text = runtime.voice.say("export_ready", level=level, what=wanted.describe(), groups=", ".join(mine.names))
+    line = Line(text, to=by, attachment=Attachment(name, made, MIME[fmt]))
+    return await runtime.send_private_file(platform, room, by, line, source)
