@@ -6,6 +6,7 @@
 - ``facilitator console``: type as the facilitator and as participants.
 - ``facilitator diagram``: the engine's transition table as a Mermaid diagram.
 - ``facilitator serve --config FILE``: the bot on Matrix (see the README).
+- ``facilitator report --out FILE.png``: attendance per month by group or region, a chart and a table.
 
 The database is ``--db`` or ``FACILITATOR_DATABASE_URL`` (default: ``sqlite:///facilitator.db``).
 """
@@ -245,6 +246,73 @@ def export(level: str, fmt: str | None, out_path: str | None, **opts: Any) -> No
         store.close()
     where = f" to {out_path}" if out_path else ""
     click.echo(f"Exported {count:,} {level} rows ({wanted.describe()}){where}.", err=True)
+
+
+@main.command()
+@click.option(
+    "--by",
+    type=click.Choice(["group", "region"]),
+    default="group",
+    show_default=True,
+    help="One bar and one row per group, or per region.",
+)
+@click.option("--out", "out_path", required=True, help="The chart to write: a .png or .svg file.")
+@click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default=None, help="Default: from --out's ending.")
+@click.option("--table", "table_path", default=None, help="The figures as CSV (default: --out ending in .csv).")
+@_filter_options
+def report(by: str, out_path: str, fmt: str | None, table_path: str | None, **opts: Any) -> None:
+    """Chart attendance per month by group or region, with the same figures as a table (docs/reports.md)."""
+    import os
+
+    from facilitator.exports.report import chart_format, default_table_path
+    from facilitator.exports.report import run as run_report
+    from facilitator.storage.store import Store
+
+    chosen = fmt or chart_format(out_path)
+    if chosen is None:
+        _fail("report", f"--out {out_path} must end in .png or .svg (or say which with --format png|svg)")
+    table = table_path or default_table_path(out_path)
+    if os.path.abspath(table) == os.path.abspath(out_path):
+        _fail("report", f"the table would overwrite the chart ({out_path}): give --table another file")
+    url, wanted = _wanted("report", opts)
+    store = Store(url)  # migrates an older database before reading it
+    try:
+        written = run_report(store.engine, by, wanted, out_path, chosen, table, sys.stdout)  # type: ignore[arg-type]
+    except OSError as error:
+        _fail("report", f"cannot write {error.filename or out_path}: {error.strerror or error}")
+    finally:
+        store.close()
+    rows = len(written.report.rows)
+    click.echo(f"Reported {rows:,} rows ({wanted.describe()}): chart {out_path}, table {table}.", err=True)
+
+
+@main.command("consent-log")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True)
+@click.option("--since", default=None, help="First date included (YYYY-MM-DD, UTC).")
+@click.option("--until", default=None, help="Last date included (YYYY-MM-DD, UTC).")
+@DB_OPTION
+def consent_log(fmt: str, since: str | None, until: str | None, database_url: str) -> None:
+    """Print the consent ledger for an audit: who agreed to which text, when, where; every withdrawal and erasure."""
+    from facilitator.exports.audit import ledger_table, write_text
+    from facilitator.exports.filters import local_day_bounds, parse_day, zone
+    from facilitator.exports.writers import WRITERS
+    from facilitator.storage.store import Store
+
+    try:
+        first = parse_day(since, "--since") if since else None
+        last = parse_day(until, "--until") if until else None
+    except ValueError as error:
+        _fail("consent-log", str(error))
+    start, end = local_day_bounds(first, last, zone("UTC"))
+    store = Store(database_url)
+    try:
+        found = ledger_table(store, start, end)
+        if fmt == "text":
+            write_text(found, sys.stdout)
+        else:
+            WRITERS[fmt](found, sys.stdout.buffer, None)  # type: ignore[index]
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,7 +52,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("stepin", "step in", True, ("step", "step-in", "takeover"), stepping_in=True),
     CommandSpec("mydata", "mydata", False, ("my-data", "data")),
     CommandSpec("withdraw", "withdraw", False),
-    CommandSpec("forget", "forget me", False, needs=1),
+    CommandSpec("forget", "forget me", False),
     CommandSpec("export", "export [attendance|circle|person] [csv|xlsx|json] [FROM [TO]]", False, coordinating=True),
     CommandSpec("help", "help", False),
 )

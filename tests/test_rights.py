@@ -1,0 +1,169 @@
+"""What a participant can do about their records: see them, withdraw, be forgotten; and retention."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from adapters.console import member_id
+from facilitator.cli import main
+from facilitator.exports.filters import ExportFilter
+from facilitator.exports.run import export
+from facilitator.storage.rights import anonymise_before
+from facilitator.storage.tables import consent_table, members_table
+from tests.conftest import Host
+from tests.test_runtime import run_whole_circle
+
+NAME = "Zephyrine Quillfeather"
+
+
+def _csv(host: Host, level: str = "attendance") -> list[dict[str, str]]:
+    out = io.BytesIO()
+    export(host.store.engine, level, "csv", ExportFilter(), out)  # type: ignore[arg-type]
+    return list(csv.DictReader(io.StringIO(out.getvalue().decode("utf-8-sig"))))
+
+
+def _private(host: Host, who: str) -> list[str]:
+    return [line.plain() for line in host.console.transcript if line.to == member_id(who)]
+
+
+async def test_mydata_hands_me_a_file_of_everything_kept_about_me(host: Host, tmp_path: Path) -> None:
+    host.console.files = tmp_path / "files"
+    await run_whole_circle(host, ["Ada", "Bea"])
+    await host.console.say("Bea", "mydata")
+    line = host.console.transcript[-1]
+    assert line.to == member_id("Bea") and line.attachment is not None
+    assert "2 attendance records" not in line.text  # one circle, one attendance
+    data = json.loads(line.attachment.data)
+    assert data["person"]["display_name"] == "Bea" and data["person"]["platform_id"] == "console:bea"
+    assert len(data["attendance"]) == 1 and data["attendance"][0]["turns_passed"] == 2
+    assert [(e["scope"], e["decision"]) for e in data["consent"]] == [("agreement", "given"), ("attendance", "given")]
+    assert data["consent"][0]["at"].endswith("+00:00")  # times readable, not epoch seconds
+    saved = tmp_path / "files" / "my-data.json"
+    assert json.loads(saved.read_bytes()) == data and saved.stat().st_mode & 0o777 == 0o600
+    await host.console.say("Nobody", "mydata")
+    assert _private(host, "Nobody")[-1].startswith("Nothing is kept about you here")
+
+
+async def test_withdraw_makes_my_past_attendance_anonymous_from_the_next_export(host: Host) -> None:
+    circle_id = await run_whole_circle(host, ["Ada", "Bea", "Cy"])
+    assert "Bea" in {row["person"] for row in _csv(host)}
+    outcome = await host.console.say("Bea", "withdraw")
+    assert outcome.accepted
+    assert "1 past attendance records no longer name you" in _private(host, "Bea")[-1]
+    rows = _csv(host)
+    assert [row["person"] for row in rows] == ["Ada", "", "Cy"]
+    assert [row["anonymous"] for row in rows] == ["no", "yes", "no"]
+    assert [row["turns_passed"] for row in rows] == ["0", "2", "0"]  # counts stay
+    people = _csv(host, "person")
+    assert [row["person"] for row in people] == ["Ada", "Cy", "Anonymous attendance (counted, not named)"]
+    assert people[-1]["circles"] == "1"
+    circles = _csv(host, "circle")
+    assert (circles[0]["size"], circles[0]["named"], circles[0]["anonymous"]) == ("3", "2", "1")
+    ledger = host.store.consent_log()
+    assert (ledger[-1]["display_name"], ledger[-1]["scope"], ledger[-1]["decision"]) == (
+        "Bea",
+        "attendance",
+        "withdrawn",
+    )
+    script = host.runtime.library.get("check-in-30").script
+    assert ledger[-1]["text_hash"] == script.consent.text_hash  # the text withdrawn from
+    assert host.store.attendance_of(circle_id)[1]["display_name"] is None
+
+
+async def test_forget_me_leaves_no_name_or_id_in_the_database_file_its_wal_or_an_export(
+    host: Host, db_url: str, tmp_path: Path
+) -> None:
+    await run_whole_circle(host, ["Ada", NAME, "Cy"])  # a finished circle with her in it
+    c = host.console
+    await c.say("Fran", "start check-in-30")
+    for name in ("Ada", NAME):
+        await c.say(name, "join")
+        await c.say(name, "consent")
+    await c.say("Fran", "begin")
+    await c.say(NAME, "mydata")  # her data was handed over (to her only)
+    await c.say(NAME, "forget")
+    assert "type: forget me" in _private(host, NAME)[-1]  # one word alone does not erase
+    outcome = await c.say(NAME, "forget me")
+    assert outcome.accepted
+    assert _private(host, NAME)[-1].startswith("Done: your name and platform id are erased")
+    hosted = host.runtime.circle_in("console", "room-1")
+    assert hosted is not None and member_id(NAME) not in hosted.circle.state.participants
+    _nowhere_on_disk(db_url)  # at once: not only after the circle ends (which checkpoints anyway)
+    await c.say("Fran", "end")
+    _nowhere_on_disk(db_url)
+    exports = b"".join(
+        _export_bytes(host, level, fmt) for level in ("attendance", "circle", "person") for fmt in ("csv", "json")
+    )
+    ledger = CliRunner().invoke(main, ["consent-log", "--db", db_url]).output.encode()
+    for where, data in (("exports", exports), ("consent log", ledger)):
+        assert b"zephyrine" not in data.lower(), where
+        assert b"quillfeather" not in data.lower(), where
+    assert b"Ada" in exports and b"(erased)" in ledger  # the rest is still there
+    rows = _csv(host)
+    assert sum(row["anonymous"] == "yes" for row in rows) == 2  # both her attendances, counted
+    with host.store.engine.connect() as conn:
+        keys = [r[0] for r in conn.execute(select(members_table.c.key))]
+    assert member_id(NAME) not in keys
+
+
+def _nowhere_on_disk(db_url: str) -> None:
+    path = Path(db_url.removeprefix("sqlite:///"))
+    wal = path.with_name(path.name + "-wal")
+    raw = (path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")).lower()
+    assert b"zephyrine" not in raw and b"quillfeather" not in raw
+
+
+def _export_bytes(host: Host, level: str, fmt: str) -> bytes:
+    out = io.BytesIO()
+    export(host.store.engine, level, fmt, ExportFilter(), out)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+async def test_a_facilitator_running_a_circle_is_asked_to_close_it_before_being_forgotten(host: Host) -> None:
+    await host.console.say("Fran", "start check-in-30")
+    outcome = await host.console.say("Fran", "forget me")
+    assert not outcome.accepted
+    assert "You are facilitating a circle that is running now (in room-1)" in _private(host, "Fran")[-1]
+
+
+async def test_the_ledger_only_grows_withdrawal_and_erasure_add_entries_and_change_none(host: Host) -> None:
+    await run_whole_circle(host, ["Ada", "Bea"])
+    with host.store.engine.connect() as conn:
+        before = [tuple(r) for r in conn.execute(select(consent_table).order_by(consent_table.c.id))]
+    await host.console.say("Ada", "withdraw")
+    await host.console.say("Bea", "forget me")
+    with host.store.engine.connect() as conn:
+        rows = list(conn.execute(select(consent_table).order_by(consent_table.c.id)))
+    after = [tuple(r) for r in rows]
+    assert after[: len(before)] == before
+    assert [(r.scope, r.decision) for r in rows[len(before) :]] == [("attendance", "withdrawn"), ("all", "erased")]
+    with pytest.raises(DBAPIError, match="append-only"), host.store.engine.begin() as conn:
+        conn.execute(consent_table.update().where(consent_table.c.id == before[0][0]).values(text_hash="0" * 64))
+    log = CliRunner().invoke(main, ["consent-log", "--db", host.store.url])
+    assert log.exit_code == 0
+    lines = log.output.splitlines()
+    assert len(lines) == len(after)
+    assert "withdrawn attendance: Ada (console:ada)" in lines[-2]
+    assert "erased all: (erased);" in lines[-1]
+    assert "given agreement: (erased);" in log.output  # Bea's earlier entries name nobody now
+
+
+async def test_retention_anonymises_old_attendance_and_keeps_the_counts(host: Host) -> None:
+    await run_whole_circle(host, ["Ada", "Bea"])
+    host.clock.advance(40 * 86400)
+    await run_whole_circle(host, ["Cy"])
+    changed = anonymise_before(host.store, host.clock.now() - 30 * 86400)
+    assert changed == 2
+    rows = _csv(host)
+    assert [(row["person"], row["anonymous"]) for row in rows] == [("", "yes"), ("", "yes"), ("Cy", "no")]
+    circles = _csv(host, "circle")
+    assert [(c["size"], c["facilitator"]) for c in circles] == [("2", ""), ("1", "Fran")]
+    assert anonymise_before(host.store, host.clock.now() - 30 * 86400) == 0  # nothing left to do
