@@ -3,9 +3,13 @@ tests/test_resume.py and the migrations in tests/test_migrations.py (both run on
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from sqlalchemy.exc import DBAPIError
 
+from facilitator.exports.filters import ExportFilter
+from facilitator.exports.run import export
 from facilitator.runtime.clock import ManualClock
 from facilitator.storage.tables import consent_table
 from tests.conftest import make_host
@@ -22,9 +26,20 @@ async def test_a_whole_circle_on_postgresql(postgres_url: str, clock: ManualCloc
             ("Bea", 0, 2),
             ("Cy", 2, 0),
         ]
-        assert len(host.store.consent_log(circle_id)) == 3
+        assert len(host.store.consent_log(circle_id)) == 6  # agreement and attendance, each
         with pytest.raises(DBAPIError, match="append-only"), host.store.engine.begin() as conn:
             conn.execute(consent_table.delete())
+        # Withdrawal, erasure and every export level work on PostgreSQL too.
+        await host.console.say("Bea", "withdraw")
+        await host.console.say("Cy", "forget me")
+        exported = {}
+        for level in ("attendance", "circle", "person"):
+            out = io.BytesIO()
+            export(host.store.engine, level, "csv", ExportFilter(), out)  # type: ignore[arg-type]
+            exported[level] = out.getvalue().decode("utf-8-sig")
+        assert "Ada" in exported["attendance"] and "Bea" not in exported["attendance"]
+        assert "Cy" not in exported["person"] and ",3,1,2," in exported["circle"]  # size 3: 1 named, 2 anonymous
+        assert [e["decision"] for e in host.store.consent_log()][-2:] == ["withdrawn", "erased"]
     finally:
         await host.runtime.stop()
         host.store.close()
