@@ -5,7 +5,9 @@
 - ``facilitator demo``: a whole circle with simulated participants.
 - ``facilitator console``: type as the facilitator and as participants.
 - ``facilitator diagram``: the engine's transition table as a Mermaid diagram.
-- ``facilitator serve --config FILE``: the bot on Matrix (see the README).
+- ``facilitator serve --config FILE``: the bot on Matrix and Discord (see the README).
+- ``facilitator export``: attendance as CSV, XLSX or JSON (coordinators: ``--config`` and ``--as``).
+- ``facilitator consent-log``: the consent ledger, for an audit.
 - ``facilitator report --out FILE.png``: attendance per month by group or region, a chart and a table.
 
 The database is ``--db`` or ``FACILITATOR_DATABASE_URL`` (default: ``sqlite:///facilitator.db``).
@@ -283,7 +285,8 @@ def report(by: str, out_path: str, fmt: str | None, table_path: str | None, **op
     finally:
         store.close()
     rows = len(written.report.rows)
-    click.echo(f"Reported {rows:,} rows ({wanted.describe()}): chart {out_path}, table {table}.", err=True)
+    counted = f"{rows:,} row{'' if rows == 1 else 's'}"
+    click.echo(f"Reported {counted} ({wanted.describe()}): chart {out_path}, table {table}.", err=True)
 
 
 @main.command("consent-log")

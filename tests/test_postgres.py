@@ -35,7 +35,7 @@ async def test_a_whole_circle_on_postgresql(postgres_url: str, clock: ManualCloc
         exported = {}
         for level in ("attendance", "circle", "person"):
             out = io.BytesIO()
-            export(host.store.engine, level, "csv", ExportFilter(), out)  # type: ignore[arg-type]
+            export(host.store.engine, level, "csv", ExportFilter(), out)
             exported[level] = out.getvalue().decode("utf-8-sig")
         assert "Ada" in exported["attendance"] and "Bea" not in exported["attendance"]
         assert "Cy" not in exported["person"] and ",3,1,2," in exported["circle"]  # size 3: 1 named, 2 anonymous
