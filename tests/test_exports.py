@@ -232,3 +232,15 @@ async def test_a_coordinator_gets_the_export_privately_in_chat(served: tuple[Run
 
 def test_group_info_carries_the_time_zone() -> None:
     assert GroupInfo("g", None, None, "Europe/London").timezone == "Europe/London"
+
+
+async def test_a_terminal_sees_progress_and_a_pipe_does_not(served: tuple[Runtime, Recorder, Path]) -> None:
+    runtime, _, _ = served
+    await _circle(runtime, NORTH, ["Ada", "Bea"])
+    terminal = io.StringIO()
+    out = io.BytesIO()
+    assert export(runtime.store.engine, "attendance", "csv", ExportFilter(), out, progress=terminal) == 2
+    assert "Exporting 2 attendance rows" in terminal.getvalue()
+    assert out.getvalue() == _export(runtime)  # the bar changes nothing in the file
+    result = CliRunner().invoke(main, ["export", "--db", runtime.store.url])
+    assert "Exporting" not in result.output  # CliRunner is no terminal: no bar
