@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from adapters.discord.adapter import DiscordAdapter
-from facilitator.config import DiscordConfig, GroupConfig
+from facilitator.config import DiscordConfig, GroupConfig, ServeConfig
 from facilitator.runtime.clock import Clock, ManualClock
 from facilitator.runtime.host import Hosted, Runtime
 from facilitator.storage.store import Store, Write
@@ -38,6 +38,17 @@ class Guild:
     ada: Member
     bea: Member
     cy: Member
+
+    def coordinate(self, *people: Member, others: Sequence[GroupConfig] = ()) -> None:
+        """Make ``people`` the coordinators of the channel's group, and add ``others`` to the
+        configuration, as serve.yaml would (coordinators written as Discord user ids)."""
+        config = self.runtime.config
+        assert config is not None and config.discord is not None
+        group = config.groups[0].model_dump()
+        group["coordinators"] = [p.user.id for p in people]
+        self.runtime.config = ServeConfig.model_validate(
+            {"discord": config.discord, "groups": [group, *(g.model_dump() for g in others)]}
+        )
 
     def hosted(self) -> Hosted | None:
         return self.runtime.circle_in("discord", str(self.channel.id))
@@ -91,7 +102,8 @@ async def start_bot(
     group: GroupConfig | None = None,
     store_class: type[Store] = Store,
 ) -> tuple[Runtime, Store, DiscordAdapter]:
-    """The bot on ``fake``, connected and ready (stop it with ``runtime.stop()`` and ``store.close()``)."""
+    """The bot on ``fake``, connected and ready (stop it with ``runtime.stop()`` and ``store.close()``);
+    its runtime holds the configuration serve would give it (``config`` and ``group``)."""
     store = store_class(db_url)
     adapter = DiscordAdapter(
         config,
@@ -99,7 +111,8 @@ async def start_bot(
         client_options={"guild_ready_timeout": 0.05},
         identify_wait=False,
     )
-    runtime = Runtime(store, clock=clock, adapters=[adapter])
+    serve = ServeConfig(discord=config, groups=(group,) if group is not None else ())
+    runtime = Runtime(store, clock=clock, adapters=[adapter], config=serve)
     await runtime.start()
     await adapter.wait_ready()
     return runtime, store, adapter

@@ -1,7 +1,8 @@
 """People on a real Synapse, with real matrix-nio clients (encryption on), and the bot beside them.
 
 A :class:`Person` logs in, syncs in the background, joins the direct rooms the bot opens with
-them, and collects every ``m.notice`` it sees. Tests wait for what a person would see (a
+them, and collects every ``m.notice`` and every ``m.file`` it sees (files are downloaded, and
+decrypted, with :meth:`Person.download`). Tests wait for what a person would see (a
 notice in the room, a private one in the direct room): waiting on a server, never on a timer.
 :class:`ServeProcess` runs the bot as people run it, ``facilitator serve`` in a child process.
 """
@@ -23,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import nio
+from nio.crypto import decrypt_attachment
 
 from adapters.matrix.adapter import MatrixAdapter
-from facilitator.config import GroupConfig, MatrixConfig
+from facilitator.config import GroupConfig, MatrixConfig, ServeConfig
 from facilitator.runtime.clock import Clock
 from facilitator.runtime.host import Runtime
 from facilitator.storage.store import Store
@@ -59,6 +61,8 @@ class Person:
     user_id: str = ""
     client: nio.AsyncClient = field(init=False)
     notices: list[Notice] = field(default_factory=list)
+    files: list[Notice] = field(default_factory=list)
+    """``m.file`` events (``body`` is the file's name; ``content`` has its ``url``, or ``file`` if encrypted)."""
     _task: asyncio.Task[None] | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -73,6 +77,7 @@ class Person:
             await self.client.set_displayname(display_name)
         self.client.add_event_callback(self._on_notice, nio.RoomMessageNotice)
         self.client.add_event_callback(self._on_invite, nio.InviteMemberEvent)
+        self.client.add_event_callback(self._on_file, (nio.RoomMessageFile, nio.RoomEncryptedFile))
         await self.client.sync(timeout=0)
         if self.client.should_upload_keys:
             await self.client.keys_upload()
@@ -88,6 +93,21 @@ class Person:
     async def _on_notice(self, room: nio.MatrixRoom, event: nio.RoomMessageNotice) -> None:
         self.notices.append(Notice(room.room_id, event.sender, event.body, event.source["content"], event.event_id))
         self._changed.set()
+
+    async def _on_file(self, room: nio.MatrixRoom, event: nio.RoomMessageFile | nio.RoomEncryptedFile) -> None:
+        self.files.append(Notice(room.room_id, event.sender, event.body, event.source["content"], event.event_id))
+        self._changed.set()
+
+    async def download(self, file: Notice) -> bytes:
+        """The bytes of an ``m.file`` this person received, decrypted if it came encrypted."""
+        encrypted = file.content.get("file")
+        url = encrypted["url"] if encrypted else file.content["url"]
+        got = await self.client.download(mxc=url)
+        assert isinstance(got, nio.MemoryDownloadResponse), got
+        if not encrypted:
+            return bytes(got.body)
+        plain = decrypt_attachment(got.body, encrypted["key"]["k"], encrypted["hashes"]["sha256"], encrypted["iv"])
+        return bytes(plain)
 
     async def _on_invite(self, room: nio.MatrixRoom, event: nio.InviteMemberEvent) -> None:
         if event.state_key == self.user_id and event.membership == "invite":
@@ -173,12 +193,14 @@ class Bot:
 
 
 async def start_bot(config: MatrixConfig, db_url: str, clock: Clock, groups: tuple[GroupConfig, ...] = ()) -> Bot:
+    """The bot, its runtime holding the configuration serve would give it (coordinators under ``groups``)."""
+
     def group_of(room: str) -> GroupConfig | None:
         return next((g for g in groups if room in g.matrix_rooms), None)
 
     store = Store(db_url)
     adapter = MatrixAdapter(config, group_of)
-    runtime = Runtime(store, clock=clock, adapters=[adapter])
+    runtime = Runtime(store, clock=clock, adapters=[adapter], config=ServeConfig(matrix=config, groups=groups))
     await runtime.start()
     await adapter.wait_ready()
     return Bot(runtime, store, adapter)

@@ -114,7 +114,9 @@ async def test_a_whole_circle_in_a_matrix_room(matrix_room: Circle) -> None:
         ("Cy", 2, 0),
     ]
     ledger = c.bot.store.consent_log(hosted.id)
-    assert sorted(e["display_name"] for e in ledger) == ["Ada", "Bea", "Cy"]
+    assert sorted((e["display_name"], e["scope"]) for e in ledger) == [
+        (name, scope) for name in ("Ada", "Bea", "Cy") for scope in ("agreement", "attendance")
+    ]
     assert {e["via"] for e in ledger} == {"matrix"}
     in_room = [n.body for n in fran.notices if n.room_id == room]
     assert not any("exactly what this circle keeps" in body for body in in_room)  # consent text stayed private

@@ -12,7 +12,9 @@
   follows.
 - **Private lines** (the consent text with its Consent button, receipts, help, refusals) go
   ephemeral to the person whose command they answer, or by direct message otherwise; never to
-  the channel.
+  the channel. A private line's file (``mydata``, a coordinator's ``export``) goes with its
+  text, the same way: in the ephemeral answer (or followup, after a deferral), or in the direct
+  message. A line for the channel never carries a file.
 - **Pings**: ``AllowedMentions.none()`` for the whole client; a line that gives the piece allows
   only the holder's user mention. ``@everyone``, ``@here`` and role mentions in names or
   arguments ping nobody. Markdown is escaped.
@@ -30,11 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiohttp
@@ -56,6 +59,7 @@ from adapters.discord.content import (
     user_of,
 )
 from facilitator.config import DiscordConfig, GroupConfig
+from facilitator.exports.access import coordination
 from facilitator.front import handle_command
 from facilitator.runtime.host import Runtime
 from facilitator.voice import Line
@@ -113,6 +117,27 @@ class CircleButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         adapter: DiscordAdapter = interaction.client.adapter
         await adapter.command(interaction, BUTTON_COMMANDS[self.action], consent_hash=self.arg or None)
+
+
+def file_for(line: Line) -> discord.File | None:
+    """The line's file as discord.py sends it (a new one each time: sending one closes it), or None."""
+    if line.attachment is None:
+        return None
+    return discord.File(io.BytesIO(line.attachment.data), filename=line.attachment.name)
+
+
+def _extras(line: Line, last: bool) -> dict[str, Any]:
+    """What goes with a part of a line: on its last part, its buttons and its file."""
+    if not last:
+        return {}
+    extra: dict[str, Any] = {}
+    view = buttons_for(line)
+    if view is not None:
+        extra["view"] = view
+    attached = file_for(line)
+    if attached is not None:
+        extra["file"] = attached
+    return extra
 
 
 def buttons_for(line: Line) -> discord.ui.View | None:
@@ -290,6 +315,11 @@ class DiscordAdapter:
     def script_names(self) -> list[str]:
         return self._runtime.library.names()
 
+    def coordinated_groups(self, user: int) -> list[str]:
+        """The groups this person coordinates (offered as they type ``/circle export group:``; only theirs)."""
+        config = self._runtime.config
+        return list(coordination(config, member_id(user)).names) if config is not None else []
+
     # ------------------------------------------------------------------ commands and buttons
 
     async def command(
@@ -389,6 +419,9 @@ class DiscordAdapter:
             await self._until_ready_or_failed()
         failed: discord.HTTPException | None = None
         for line in lines:  # one line that fails does not hold back the others
+            if line.to is None and line.attachment is not None:
+                log.warning("a line for channel %s came with a file; the file is not posted there", room)
+                line = replace(line, attachment=None)
             pending = self._pending.get(line.key.rsplit(".", 1)[0]) if line.key else None
             try:
                 if line.to is not None and pending is not None and pending.by == line.to:
@@ -410,11 +443,14 @@ class DiscordAdapter:
         parts = split(text_of(line))
         async with pending.lock:
             for index, part in enumerate(parts):
-                view = buttons_for(line) if index == len(parts) - 1 else None  # buttons after the whole text
-                extra: dict[str, Any] = {"view": view} if view is not None else {}
+                extra = _extras(line, index == len(parts) - 1)  # buttons and file after the whole text
                 if not interaction.response.is_done():
                     await interaction.response.send_message(part, ephemeral=True, **extra)
                 elif not pending.said and interaction.type is not discord.InteractionType.component:
+                    # The deferred (ephemeral) "thinking" answer becomes this part.
+                    attached = extra.pop("file", None)
+                    if attached is not None:
+                        extra["attachments"] = [attached]
                     await interaction.edit_original_response(content=part, **extra)
                 else:
                     await interaction.followup.send(part, ephemeral=True, **extra)
@@ -424,8 +460,7 @@ class DiscordAdapter:
         channel = self._client.get_partial_messageable(int(room))
         parts = split(text_of(line))
         for index, part in enumerate(parts):
-            view = buttons_for(line) if index == len(parts) - 1 else None
-            extra: dict[str, Any] = {"view": view} if view is not None else {}
+            extra = _extras(line, index == len(parts) - 1)
             if line.key:
                 extra["nonce"] = nonce(line.key, index)
             try:

@@ -36,6 +36,22 @@ def _person(member: discord.Member | discord.User) -> str:
     return f"discord:{member.id}"
 
 
+EARLIEST = "1970-01-01"
+"""The first day when only ``until`` is given: the typed command takes its dates in order
+(``FROM [TO]``), and no circle is older than this."""
+
+
+def export_text(level: str | None, fmt: str | None, since: str | None, until: str | None, group: str | None) -> str:
+    """``/circle export``'s options as the typed command: ``export LEVEL FORMAT SINCE UNTIL group NAME``."""
+    first = "".join((since or "").split())  # a date is one word
+    last = "".join((until or "").split())
+    words = ["export", level or "", fmt or "", first or (EARLIEST if last else ""), last]
+    name = " ".join((group or "").split())
+    if name:
+        words += ["group", name]
+    return " ".join(w for w in words if w)
+
+
 class CircleCommands(app_commands.Group):
     """The ``/circle`` command and its subcommands."""
 
@@ -131,6 +147,51 @@ class CircleCommands(app_commands.Group):
     @app_commands.command(name="step-in", description="The facilitator has gone: take over the steering (moderators)")
     async def step_in(self, interaction: discord.Interaction[Any]) -> None:
         await _run(interaction, "step in")
+
+    @app_commands.command(description="Everything kept about you, as a file only you see")
+    async def mydata(self, interaction: discord.Interaction[Any]) -> None:
+        await _run(interaction, "mydata")
+
+    @app_commands.command(description="Withdraw consent: your past attendance is no longer named in exports")
+    async def withdraw(self, interaction: discord.Interaction[Any]) -> None:
+        await _run(interaction, "withdraw")
+
+    @app_commands.command(
+        name="forget-me",
+        description="Erase your name and Discord id from every record here, for good (cannot be undone)",
+    )
+    async def forget_me(self, interaction: discord.Interaction[Any]) -> None:
+        await _run(interaction, "forget me")
+
+    @app_commands.command(description="Attendance as a file only you see (coordinators of a group or region)")
+    @app_commands.rename(fmt="format")
+    @app_commands.describe(
+        level="One row per attendance (the default), per circle, or per person",
+        fmt="The file's format (CSV by default)",
+        since="First day included, YYYY-MM-DD",
+        until="Last day included, YYYY-MM-DD",
+        group="Only this group you coordinate, by its name (all of yours otherwise)",
+    )
+    @app_commands.choices(
+        level=[app_commands.Choice(name=n, value=n) for n in ("attendance", "circle", "person")],
+        fmt=[app_commands.Choice(name=n, value=n) for n in ("csv", "xlsx", "json")],
+    )
+    async def export(
+        self,
+        interaction: discord.Interaction[Any],
+        level: str | None = None,
+        fmt: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        group: str | None = None,
+    ) -> None:
+        await _run(interaction, export_text(level, fmt, since, until, group))
+
+    @export.autocomplete("group")
+    async def _groups_for(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
+        names = _adapter(interaction).coordinated_groups(interaction.user.id)
+        wanted = current.casefold()
+        return [app_commands.Choice(name=n[:100], value=n[:100]) for n in names if wanted in n.casefold()][:25]
 
     @app_commands.command(description="What you can do here")
     async def help(self, interaction: discord.Interaction[Any]) -> None:

@@ -21,6 +21,10 @@ Delivery is exactly once across restarts and faults:
   again after every sync, once their session has arrived (the sender's client shares it late,
   e.g. after it learns of the bot's device); the key is also requested from the bot's other
   devices, which nio asks. Never acted on as garbage; given up after 24 hours.
+- A private line with a file (``mydata``, a coordinator's ``export``) goes to the person's
+  direct room: the file is uploaded first (encrypted when that room is), then the text and an
+  ``m.file`` event follow, the file's transaction id made from the line's key too. Neither ever
+  goes to the circle's room.
 - Connection errors and 5xx answers back off (exponential with jitter, capped); a 429
   (``M_LIMIT_EXCEEDED``) waits for its ``Retry-After`` (or ``retry_after_ms``), a bounded
   number of times; ``M_UNKNOWN_TOKEN`` stops the bot with a clear message.
@@ -30,10 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -52,18 +58,19 @@ from nio import (
     RoomPreset,
     SyncError,
     SyncResponse,
+    UploadResponse,
 )
 from nio.event_builders import EnableEncryptionBuilder
 from nio.exceptions import EncryptionError, LocalProtocolError
 
 from adapters.matrix.commands import command_text
-from adapters.matrix.content import PLATFORM, clean_name, member_id, notice, transaction_id, user_of
+from adapters.matrix.content import PLATFORM, clean_name, file_message, member_id, notice, transaction_id, user_of
 from adapters.matrix.login import MatrixLoginError, open_client
 from facilitator.config import MATRIX_USER, GroupConfig, MatrixConfig
 from facilitator.engine.events import Leave
 from facilitator.front import handle_command
 from facilitator.runtime.host import Runtime
-from facilitator.voice import Line
+from facilitator.voice import Attachment, Line
 
 log = logging.getLogger(__name__)
 
@@ -489,10 +496,59 @@ class MatrixAdapter:
     async def send(self, room: str, lines: Sequence[Line]) -> None:
         await self._ready.wait()
         for line in lines:
+            if line.to is None and line.attachment is not None:
+                log.warning("a line for room %s came with a file; the file is not sent there", room)
+                line = replace(line, attachment=None)
             target = room if line.to is None else await self._direct_room(user_of(line.to))
             if target is None:
                 continue
+            if line.attachment is None:
+                await self._send_notice(target, line)
+                continue
+            file = await self._upload(target, line.attachment)  # first: if it fails, nothing promises a file
             await self._send_notice(target, line)
+            await self._send_file(target, line, file)
+
+    async def _upload(self, room_id: str, attachment: Attachment) -> dict[str, Any]:
+        """Upload ``attachment`` for ``room_id`` (encrypted if the room is): the ``url`` (plain) or
+        ``file`` (encrypted) part of its ``m.file`` content. Raises if the homeserver will not take it."""
+        client = self._client
+        joined = client.rooms.get(room_id)
+        encrypt = joined.encrypted if joined is not None else True
+        keys: dict[str, Any] = {}
+
+        async def upload() -> Any:
+            response, decryption = await client.upload(
+                io.BytesIO(attachment.data),  # a fresh reader for every try
+                content_type=attachment.mime,
+                filename=attachment.name,
+                encrypt=encrypt,
+                filesize=len(attachment.data),
+            )
+            keys.clear()
+            keys.update(decryption or {})
+            return response
+
+        uploaded = await self._call("upload", upload)
+        if not isinstance(uploaded, UploadResponse):
+            log.warning("could not upload %s for %s: %s", attachment.name, room_id, getattr(uploaded, "message", ""))
+            raise MatrixSendError(f"the homeserver did not take the file {attachment.name}")
+        if encrypt:
+            return {"file": {**keys, "url": uploaded.content_uri}}
+        return {"url": uploaded.content_uri}
+
+    async def _send_file(self, room_id: str, line: Line, file: dict[str, Any]) -> None:
+        assert line.attachment is not None
+        client = self._client
+        content = file_message(line.attachment, file)
+        txn = transaction_id(line.key + ".file") if line.key else None
+        response = await self._call(
+            "send file",
+            lambda: client.room_send(room_id, "m.room.message", content, tx_id=txn, ignore_unverified_devices=True),
+        )
+        if isinstance(response, ErrorResponse):
+            log.warning("could not send a file in %s: %s %s", room_id, response.status_code, response.message)
+            raise MatrixSendError(f"the homeserver did not take the file {line.attachment.name}")
 
     async def _send_notice(self, room_id: str, line: Line) -> None:
         client = self._client
@@ -545,6 +601,10 @@ class MatrixAdapter:
             self._may_sync.set()  # the room comes with a later sync: let the producer fetch it
             await self._rooms_changed.wait()
         return True
+
+
+class MatrixSendError(Exception):
+    """A file for someone could not be delivered (the runtime logs it; they may ask again)."""
 
 
 def _creators_outrank(version: str) -> bool:

@@ -16,7 +16,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from facilitator.voice import MENTION, Line
+from facilitator.voice import MENTION, Attachment, Line
 
 PLATFORM = "matrix"
 MAX_NAME = 64
@@ -58,6 +58,19 @@ def notice(line: Line) -> dict[str, Any]:
         "format": "org.matrix.custom.html",
         "formatted_body": formatted,
         "m.mentions": mentions,
+    }
+
+
+def file_message(attachment: Attachment, file: dict[str, Any]) -> dict[str, Any]:
+    """The ``m.file`` content for an uploaded ``attachment``: ``file`` is ``{"url": MXC}``, or
+    ``{"file": {...}}`` (the URL with its decryption keys) in an encrypted room."""
+    return {
+        "msgtype": "m.file",
+        "body": attachment.name,
+        "filename": attachment.name,
+        "info": {"mimetype": attachment.mime, "size": len(attachment.data)},
+        "m.mentions": {},
+        **file,
     }
 
 

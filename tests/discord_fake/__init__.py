@@ -15,6 +15,8 @@ What it fakes, with Discord's payload shapes and error codes:
 - REST: identity and application, bulk command registration (global and guild), interaction
   callbacks (types 4–9) with ``with_response``, followups and ``@original`` through the interaction
   webhook, channel messages (send, get, edit, delete, history), DM channels, typing, members;
+  files sent with any of these (discord.py's multipart form: ``payload_json`` plus ``files[n]``),
+  kept with their bytes (``Message.files``, ``Message.file(name)``), at most 10 within the size limit;
 - Discord's rules a bot relies on: one initial callback per interaction (then 400, code 40060),
   the 3-second deadline (recorded as ``late``; ``reject_late_responses`` answers 404 10062 as
   Discord does), 15-minute tokens (401 50027 after), ``nonce`` + ``enforce_nonce`` deduplication,
@@ -26,7 +28,7 @@ What it fakes, with Discord's payload shapes and error codes:
   closing the socket with a code, a gateway that stops acknowledging heartbeats.
 
 What it does not fake: more than one guild, sharding, voice, threads and forums, reactions,
-attachments' contents (only names and sizes are kept), channel permission overwrites (permissions
+a CDN to download attachments from (tests read ``Message.files``), channel permission overwrites (permissions
 are guild-level), real rate-limit buckets (only injected 429s), zlib/zstd compression (the client
 asks for it; the fake answers in plain text frames, which discord.py accepts), ETF encoding,
 presences, and Discord's markdown rules for mentions inside code blocks (counted as pings: stricter).
@@ -61,6 +63,7 @@ from tests.discord_fake.state import (
     RestCall,
     Role,
     TimedOut,
+    Upload,
     User,
     compute_pings,
 )
@@ -86,6 +89,7 @@ __all__ = [
     "Role",
     "Stall",
     "TimedOut",
+    "Upload",
     "User",
     "compute_pings",
     "discord_py_pointed_at",

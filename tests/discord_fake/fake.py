@@ -47,6 +47,7 @@ from tests.discord_fake.state import (
     RestCall,
     Role,
     Snowflakes,
+    Upload,
     User,
     compute_pings,
     iso_now,
@@ -657,7 +658,7 @@ class DiscordFake:
         *,
         via: str,
         interaction: Interaction | None = None,
-        files: list[JSON] | None = None,
+        files: Sequence[Upload] = (),
     ) -> Message:
         content = str(body.get("content") or "")
         embeds = list(body.get("embeds") or [])
@@ -665,6 +666,7 @@ class DiscordFake:
         flags = int(body.get("flags") or 0)
         if len(content) > 2000:
             raise invalid_form("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
+        _check_files(files)
         if via != "deferred" and not (content or embeds or components or files or body.get("sticker_ids")):
             raise ApiError(400, 50006, "Cannot send an empty message")
         in_guild = channel.type is ChannelType.GUILD_TEXT
@@ -710,7 +712,8 @@ class DiscordFake:
             pings=pings,
             mentioned=[self._users[u] for u in sorted(pings.users)],
             tts=bool(body.get("tts")),
-            attachments=[{"id": str(self.ids.next()), **f} for f in files or []],
+            attachments=[f.attachment(self.ids.next()) for f in files],
+            files=list(files),
             message_reference=reference if isinstance(reference, dict) else None,
         )
         if interaction is not None:
@@ -728,7 +731,8 @@ class DiscordFake:
         self._changed()
         return message
 
-    async def _edit_message(self, message: Message, fields: JSON, *, via: str) -> Message:
+    async def _edit_message(self, message: Message, fields: JSON, *, via: str, files: Sequence[Upload] = ()) -> Message:
+        _check_files(files)
         if "content" in fields:
             content = str(fields["content"] or "")
             if len(content) > 2000:
@@ -738,8 +742,18 @@ class DiscordFake:
             message.embeds = list(fields["embeds"] or [])
         if "components" in fields:
             message.components = number_components(copy.deepcopy(list(fields["components"] or [])))
-        if "attachments" in fields:
-            message.attachments = list(fields["attachments"] or [])
+        if "attachments" in fields or files:
+            # ``attachments`` lists the ones to keep (by their ids); new files are added after them.
+            listed = fields.get("attachments")
+            keep = {str(a.get("id")) for a in listed or []} if listed is not None else None
+            kept = [
+                (a, f)
+                for a, f in zip(message.attachments, message.files, strict=True)
+                if keep is None or a["id"] in keep
+            ]
+            kept += [(f.attachment(self.ids.next()), f) for f in files]
+            message.attachments = [a for a, _ in kept]
+            message.files = [f for _, f in kept]
         if fields.get("flags") is not None:
             suppress = 1 << 2
             message.flags = (message.flags & ~suppress) | (int(fields["flags"]) & suppress)
@@ -805,6 +819,14 @@ def discord_py_pointed_at(api_base: str, gateway_url: yarl.URL) -> Iterator[None
     finally:
         discord.http.Route.BASE = old_base
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = old_gateway
+
+
+def _check_files(files: Sequence[Upload]) -> None:
+    """Discord's limits on files: at most 10 per message, each within the upload size limit."""
+    if len(files) > 10:
+        raise invalid_form("files", "BASE_TYPE_MAX_LENGTH", "Must be 10 or fewer in length.")
+    if any(len(f.data) > ATTACHMENT_SIZE_LIMIT for f in files):
+        raise ApiError(413, 40005, "Request entity too large")
 
 
 def _params(channel: Channel | None) -> dict[str, str]:

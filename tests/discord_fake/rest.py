@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import mimetypes
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,7 @@ from tests.discord_fake.state import (
     Message,
     Perm,
     RestCall,
+    Upload,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +72,7 @@ class Request:
     params: dict[str, str]
     query: dict[str, str]
     body: Any
-    files: list[JSON]
+    files: list[Upload]
     headers: dict[str, str]
 
 
@@ -362,7 +364,9 @@ class Rest:
             raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "Interaction response type is invalid")
         message: Message | None = None
         if kind == 4:
-            message = fake._create_message(inter.channel, fake.bot, data, via="interaction_response", interaction=inter)
+            message = fake._create_message(
+                inter.channel, fake.bot, data, via="interaction_response", interaction=inter, files=req.files
+            )
             inter.original = message
         elif kind == 5:
             loading = {"content": "", "flags": LOADING | (int(data.get("flags") or 0) & EPHEMERAL)}
@@ -374,7 +378,7 @@ class Rest:
                 raise invalid_form("type", "INTERACTION_RESPONSE_TYPE_INVALID", "No message to update")
             inter.original = inter.source
             if kind == 7:
-                message = await fake._edit_message(inter.source, data, via="update_message")
+                message = await fake._edit_message(inter.source, data, via="update_message", files=req.files)
         elif kind == 8:
             inter.choices = list(data.get("choices") or [])
         elif kind == 9:
@@ -425,9 +429,11 @@ class Rest:
             # Discord: the first followup after a deferred reply replaces the "thinking" message
             # (ephemeral or not as the defer said); like any edit, it notifies nobody.
             fields = {k: v for k, v in body.items() if k != "flags"}
-            message = await fake._edit_message(original, fields, via="followup_fills_deferred")
+            message = await fake._edit_message(original, fields, via="followup_fills_deferred", files=req.files)
         else:
-            message = fake._create_message(inter.channel, fake.bot, body, via="followup", interaction=inter)
+            message = fake._create_message(
+                inter.channel, fake.bot, body, via="followup", interaction=inter, files=req.files
+            )
             if not message.ephemeral:
                 await fake._dispatch_message_create(message)
         inter.followups.append(message)
@@ -444,7 +450,7 @@ class Rest:
         inter = self._webhook_interaction(req)
         message = self._webhook_message(inter, req.params["message_id"])
         fields = req.body if isinstance(req.body, dict) else {}
-        message = await self.fake._edit_message(message, fields, via="edit_original")
+        message = await self.fake._edit_message(message, fields, via="edit_original", files=req.files)
         return Reply.json(self.fake._message_payload(message))
 
     async def delete_webhook_message(self, req: Request) -> Reply:
@@ -512,7 +518,7 @@ class Rest:
         if message.author.id != self.fake.bot.id:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         fields = req.body if isinstance(req.body, dict) else {}
-        message = await self.fake._edit_message(message, fields, via="channel_edit")
+        message = await self.fake._edit_message(message, fields, via="channel_edit", files=req.files)
         return Reply.json(self.fake._message_payload(message))
 
     async def delete_message(self, req: Request) -> Reply:
@@ -560,22 +566,25 @@ def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true")
 
 
-async def _read_body(request: web.Request) -> tuple[Any, list[JSON]]:
-    """JSON bodies, or discord.py's multipart form (``payload_json`` plus ``files[n]``)."""
+async def _read_body(request: web.Request) -> tuple[Any, list[Upload]]:
+    """JSON bodies, or discord.py's multipart form (``payload_json`` plus ``files[n]``, kept in order)."""
     if not request.body_exists:
         return None, []
     if request.content_type == "multipart/form-data":
         body: Any = None
-        files: list[JSON] = []
+        files: list[Upload] = []
         reader = await request.multipart()
         async for part in reader:
             if not isinstance(part, BodyPartReader):
                 continue
-            data = await part.read()
+            data = bytes(await part.read())
             if part.name == "payload_json":
                 body = json.loads(data)
             else:
-                files.append({"field": part.name, "filename": part.filename, "size": len(data)})
+                name = part.filename or part.name or "file"
+                # Discord shows the type its name implies (discord.py sends every file as octet-stream).
+                kind = mimetypes.guess_type(name)[0] or part.headers.get("Content-Type")
+                files.append(Upload(name, data, kind))
         return body, files
     raw = await request.read()
     if not raw:

@@ -447,6 +447,29 @@ def number_components(components: list[JSON]) -> list[JSON]:
     return components
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file the bot sent (a ``files[n]`` part of discord.py's multipart form), bytes and all."""
+
+    filename: str
+    data: bytes
+    content_type: str | None = None
+
+    def attachment(self, attachment_id: int) -> JSON:
+        """The attachment object Discord shows for it (with the CDN URLs discord.py requires)."""
+        url = f"https://cdn.discordapp.invalid/attachments/{attachment_id}/{self.filename}"
+        data: JSON = {
+            "id": str(attachment_id),
+            "filename": self.filename,
+            "size": len(self.data),
+            "url": url,
+            "proxy_url": url,
+        }
+        if self.content_type:
+            data["content_type"] = self.content_type
+        return data
+
+
 @dataclass
 class Edit:
     """One change to a message: the fields sent, and when (the fake's clock)."""
@@ -482,6 +505,8 @@ class Message:
     mentioned: list[User] = field(default_factory=list)
     tts: bool = False
     attachments: list[JSON] = field(default_factory=list)
+    files: list[Upload] = field(default_factory=list)
+    """The bytes of ``attachments``, in the same order."""
     message_reference: JSON | None = None
     interaction_id: int | None = None
     interaction_user: User | None = None
@@ -501,6 +526,10 @@ class Message:
     def loading(self) -> bool:
         """A deferred reply still showing "… is thinking"."""
         return bool(self.flags & LOADING)
+
+    def file(self, filename: str) -> Upload | None:
+        """The attached file called ``filename``, if any."""
+        return next((f for f in self.files if f.filename == filename), None)
 
     def custom_ids(self) -> list[str]:
         return [c["custom_id"] for c in walk_components(self.components) if "custom_id" in c]

@@ -1,0 +1,176 @@
+"""What people can do about their records on Matrix, and a coordinator's export, on a real Synapse
+with real clients: ``!circle mydata``, ``!circle export`` and ``!circle forget me``. The answer
+and its file (an ``m.file``, encrypted where the direct room is) reach only the person who asked,
+in their direct room with the bot: never the circle's room.
+
+Fran facilitates; Ada and Bea take part; Cy coordinates the group (and never joins the circle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from adapters.matrix.content import member_id
+from facilitator.config import GroupConfig
+from facilitator.runtime.clock import ManualClock
+from facilitator.storage.tables import members_table
+from tests.matrix_people import BOT_ENV, Bot, Notice, Person, bot_config, everyone_sees, start_bot, unique
+from tests.synapse_server import SynapseServer
+
+GROUP = "North West check-ins"
+
+
+@dataclass
+class Room:
+    bot: Bot
+    room: str
+    fran: Person
+    ada: Person
+    bea: Person
+    cy: Person
+    clock: ManualClock
+
+    @property
+    def everyone(self) -> list[Person]:
+        return [self.fran, self.ada, self.bea, self.cy]
+
+    async def a_circle(self) -> str:
+        """Fran runs check-in-30 with Ada and Bea (both consent), and ends it once it has begun."""
+        fran, room = self.fran, self.room
+        await fran.say(room, "!circle start check-in-30")
+        await fran.expect("Check-in circle", room_id=room)
+        for person in (self.ada, self.bea):
+            await person.say(room, "!circle join")
+            await person.expect("exactly what this circle keeps")
+            seen = len(person.notices)
+            await person.say(room, "!circle consent")
+            await person.expect("recorded", after=seen)
+        hosted = self.bot.runtime.circle_in("matrix", room)
+        assert hosted is not None
+        await fran.say(room, "!circle begin")
+        await fran.until(lambda: hosted.circle.status.value == "running")
+        self.clock.advance(120)  # the welcome and the agreement
+        await self.bot.runtime.settle()
+        await fran.say(room, "!circle end")
+        await fran.until(lambda: self.bot.runtime.circle_in("matrix", room) is None)
+        return hosted.id
+
+    def nothing_private_in_the_room(self) -> None:
+        """No file in the circle's room, and none of the private answers, as anyone there saw it."""
+        for person in self.everyone:
+            assert not [f for f in person.files if f.room_id == self.room]
+            said = " ".join(n.body for n in person.notices if n.room_id == self.room)
+            for private in ("everything kept about you", "export", "erased", "Exports are for"):
+                assert private not in said
+
+
+async def _file(person: Person, name_start: str, *, outside: str) -> tuple[Notice, bytes]:
+    """The first file ``person`` received whose name starts with ``name_start`` (not in room ``outside``)."""
+    await person.until(lambda: any(f.body.startswith(name_start) for f in person.files))
+    file = next(f for f in person.files if f.body.startswith(name_start))
+    assert file.room_id != outside
+    return file, await person.download(file)
+
+
+@pytest.fixture
+async def matrix_group(
+    request: pytest.FixtureRequest,
+    synapse: SynapseServer,
+    tmp_path: Path,
+    clock: ManualClock,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Room]:
+    """A room with the bot, Fran, Ada, Bea and Cy; Cy coordinates its group. Encrypted (room and
+    direct rooms) if the test's parameter says so."""
+    for name, value in BOT_ENV.items():
+        monkeypatch.setenv(name, value)
+    encrypted = bool(getattr(request, "param", False))
+    config = bot_config(synapse, tmp_path / "bot", encrypt_direct_rooms=encrypted)
+    fran = await Person(synapse, unique("fran"), tmp_path / "fran").start("Fran")
+    ada, bea, cy = [await Person(synapse, unique(n.lower()), tmp_path / n).start(n) for n in ("Ada", "Bea", "Cy")]
+    people = [ada, bea, cy]
+    room = await fran.create_room(encrypted=encrypted, invite=[config.user_id] + [p.user_id for p in people])
+    group = GroupConfig(
+        name=GROUP, region="North West", sector="health", matrix_rooms=(room,), coordinators=(cy.user_id,)
+    )
+    bot = await start_bot(config, db_url, clock, (group,))
+    for person in people:
+        await person.join(room)
+    await everyone_sees([fran, *people], room, 5, config.user_id)
+    made = Room(bot, room, fran, ada, bea, cy, clock)
+    try:
+        yield made
+    finally:
+        await bot.stop()
+        await asyncio.gather(*(p.stop() for p in made.everyone))
+
+
+@pytest.mark.parametrize("matrix_group", [True], ids=["encrypted"], indirect=True)
+async def test_mydata_and_an_export_come_privately_as_encrypted_files(matrix_group: Room) -> None:
+    r = matrix_group
+    circle_id = await r.a_circle()
+    ada, cy, room = r.ada, r.cy, r.room
+
+    seen = len(ada.notices)
+    await ada.say(room, "!circle mydata")
+    told = await ada.expect("everything kept about you", after=seen)
+    file, data = await _file(ada, "my-data.json", outside=room)
+    assert told.room_id == file.room_id  # the text and its file, in Ada's direct room
+    assert "file" in file.content and "url" not in file.content  # encrypted, as the direct room is
+    assert file.content["info"] == {"mimetype": "application/json", "size": len(data)}
+    mine = json.loads(data)
+    assert mine["person"]["platform_id"] == member_id(ada.user_id) and mine["person"]["display_name"] == "Ada"
+    assert [a["circle_id"] for a in mine["attendance"]] == [circle_id]
+
+    await cy.say(room, "!circle export")
+    ready = await cy.expect("Here is your attendance export")
+    exported, raw = await _file(cy, "attendance-", outside=room)
+    assert ready.room_id == exported.room_id and exported.body.endswith(".csv")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert sorted(row["person"] for row in rows) == ["Ada", "Bea"]
+    assert {row["group"] for row in rows} == {GROUP}
+
+    # Ada is no coordinator: a private refusal, no file.
+    seen = len(ada.notices)
+    await ada.say(room, "!circle export")
+    refused = await ada.expect("Exports are for the coordinators", after=seen)
+    assert refused.room_id != room
+    assert [f.body for f in ada.files] == ["my-data.json"]
+    assert not r.bea.files and not r.fran.files
+    r.nothing_private_in_the_room()
+
+
+async def test_mydata_in_a_plain_direct_room_and_forget_me(matrix_group: Room) -> None:
+    r = matrix_group
+    await r.a_circle()
+    bea, room = r.bea, r.room
+    direct = next(n.room_id for n in bea.notices if "exactly what this circle keeps" in n.body)
+    assert direct != room
+
+    # Typed in her direct room with the bot: the answer and the file come there, unencrypted.
+    seen = len(bea.notices)
+    await bea.say(direct, "!circle mydata")
+    await bea.expect("everything kept about you", room_id=direct, after=seen)
+    file, data = await _file(bea, "my-data.json", outside=room)
+    assert file.room_id == direct and "url" in file.content and "file" not in file.content
+    assert json.loads(data)["person"]["display_name"] == "Bea"
+
+    seen = len(bea.notices)
+    await bea.say(room, "!circle forget me")
+    await bea.expect("erased from every record", after=seen)
+    with r.bot.store.engine.connect() as conn:
+        people = conn.execute(select(members_table.c.key, members_table.c.display_name)).all()
+    assert member_id(bea.user_id) not in {key for key, _ in people}
+    assert "Bea" not in {name for _, name in people}
+    assert member_id(r.ada.user_id) in {key for key, _ in people}  # only Bea
+    r.nothing_private_in_the_room()
