@@ -181,6 +181,8 @@ def _wanted(name: str, opts: dict[str, Any]) -> tuple[str, Any]:
     if config.database and opts["database_url"] == DEFAULT_URL:
         url = config.database
     if not has_coordinators(config):
+        if opts["who"]:
+            _fail(name, "this configuration names no coordinators, so --as cannot be checked: add them, or drop --as")
         return url, wanted
     if not opts["who"]:
         _fail(

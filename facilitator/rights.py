@@ -50,6 +50,10 @@ async def handle(runtime: Runtime, platform: str, room: str, by: str, parsed: Pa
     if parsed.name == "mydata":
         return await _my_data(runtime, platform, room, by, source)
     if parsed.name == "withdraw":
+        for hosted in runtime.circles:  # a circle they are in asks again before naming them (after a rejoin)
+            if by in hosted.circle.state.participants:
+                await runtime.submit(hosted.platform, hosted.room, E.Withdraw(by))
+        await runtime.writer.drain()  # their records already accepted are kept before they are unnamed
         changed = await runtime.writer.call(rights.withdraw, runtime.store, by, runtime.clock.now(), platform)
         template = "withdrawn" if changed.known else "nothing_kept"
         return await runtime.say_private(platform, room, by, template, source=source, count=str(changed.attendances))
@@ -58,6 +62,19 @@ async def handle(runtime: Runtime, platform: str, room: str, by: str, parsed: Pa
             return await runtime.say_private(platform, room, by, "forget_confirm", source=source)
         return await _forget(runtime, platform, room, by, source)
     return await _export(runtime, platform, room, by, parsed.args, source)
+
+
+class TooBig(Exception):
+    """A chat export grew past :data:`MAX_CHAT_EXPORT`."""
+
+
+class _Capped(io.BytesIO):
+    """An in-memory file that refuses to grow past :data:`MAX_CHAT_EXPORT` (memory stays bounded)."""
+
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > MAX_CHAT_EXPORT:
+            raise TooBig
+        return super().write(data)
 
 
 def _readable(value: Any, key: str = "") -> Any:
@@ -90,9 +107,29 @@ async def _forget(runtime: Runtime, platform: str, room: str, by: str, source: s
             outcome = await runtime.submit(hosted.platform, hosted.room, E.Erase(by))
             if not outcome.accepted:
                 return outcome
+    await runtime.writer.drain()  # nothing accepted before may name them again after the erasure
     changed = await runtime.writer.call(rights.forget, runtime.store, by, runtime.clock.now(), platform)
-    template = "forgotten" if changed.known else "nothing_kept"
-    return await runtime.say_private(platform, room, by, template, source=source)
+    clean = await _checkpointed(runtime)
+    template = "nothing_kept" if not changed.known else "forgotten" if clean else "forgotten_soon"
+    outcome = await runtime.say_private(platform, room, by, template, source=source)
+    # Answering may have opened a direct room and noted it (Matrix): that note goes too.
+    await runtime.writer.call(rights.forget_notes, runtime.store, by)
+    await _checkpointed(runtime)
+    return outcome
+
+
+CHECKPOINT_TRIES = 120
+CHECKPOINT_PAUSE = 0.5
+
+
+async def _checkpointed(runtime: Runtime) -> bool:
+    """Fold the WAL into the file (old bytes gone), retrying while a reader (an export) holds it."""
+    for attempt in range(CHECKPOINT_TRIES):
+        if await runtime.writer.call(runtime.store.checkpoint):
+            return True
+        if attempt + 1 < CHECKPOINT_TRIES:
+            await asyncio.sleep(CHECKPOINT_PAUSE)  # a real reader finishing, not a timer of the circle's
+    return False
 
 
 def _export_request(args: tuple[str, ...]) -> tuple[Level, Format, ExportFilter] | str:
@@ -149,16 +186,17 @@ async def _export(
                 ids = allowed_group_ids(conn, mine, wanted.groups)
             except NotAllowed as error:
                 return str(error)
-        out = io.BytesIO()
+        out = _Capped()
         export(runtime.store.engine, level, fmt, replace(wanted, group_ids=ids), out)
         return out.getvalue()
 
-    made = await asyncio.to_thread(run)
+    try:
+        made = await asyncio.to_thread(run)
+    except TooBig:
+        size = f"more than {MAX_CHAT_EXPORT // 1_048_576} MB"
+        return await runtime.say_private(platform, room, by, "export_too_big", source=source, size=size)
     if isinstance(made, str):
         return await runtime.say_private(platform, room, by, "export_problem", source=source, problem=made)
-    if len(made) > MAX_CHAT_EXPORT:
-        size = f"{len(made) / 1_048_576:.1f} MB"
-        return await runtime.say_private(platform, room, by, "export_too_big", source=source, size=size)
     stamp = datetime.fromtimestamp(runtime.clock.now(), UTC).strftime("%Y-%m-%d")
     name = f"{level}-{stamp}.{fmt}"
     text = runtime.voice.say("export_ready", level=level, what=wanted.describe(), groups=", ".join(mine.names))

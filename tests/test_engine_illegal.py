@@ -63,6 +63,7 @@ def _event(kind: type) -> E.Event:
         E.Consent: E.Consent(ANA, CONSENT_HASH),
         E.Leave: E.Leave(ANA),
         E.Erase: E.Erase(ANA),
+        E.Withdraw: E.Withdraw(ANA),
         E.Begin: E.Begin(FAC),
         E.Pause: E.Pause(FAC),
         E.Resume: E.Resume(FAC),
@@ -106,10 +107,10 @@ EXPECTED_CODE: dict[tuple[CircleStatus, type], str] = {
 
 
 def test_the_tables_cover_every_event_and_status():
-    assert len(EVENT_TYPES) == 20
+    assert len(EVENT_TYPES) == 21
     assert {kind for _, kind in TRANSITIONS} == set(EVENT_TYPES)
     assert {status for status, _ in TRANSITIONS} == set(S)
-    assert len(ILLEGAL) + len(LEGAL) == 5 * 20
+    assert len(ILLEGAL) + len(LEGAL) == 5 * 21
     for status in S:
         assert BUILD[status]().circle.status is status
 

@@ -244,3 +244,23 @@ async def test_a_terminal_sees_progress_and_a_pipe_does_not(served: tuple[Runtim
     assert out.getvalue() == _export(runtime)  # the bar changes nothing in the file
     result = CliRunner().invoke(main, ["export", "--db", runtime.store.url])
     assert "Exporting" not in result.output  # CliRunner is no terminal: no bar
+
+
+async def test_dates_out_of_range_get_a_sentence_not_a_traceback(served: tuple[Runtime, Recorder, Path]) -> None:
+    runtime, recorder, config_path = served
+    await _circle(runtime, NORTH, ["Ada"])
+    result = CliRunner().invoke(main, ["export", "--db", runtime.store.url, "--until", "9999-12-31"])
+    assert result.exit_code == 2 and "use a year from 1970 to 9998" in result.output
+    result = CliRunner().invoke(main, ["consent-log", "--db", runtime.store.url, "--until", "9999-12-31"])
+    assert result.exit_code == 2 and "use a year from 1970 to 9998" in result.output
+    recorder.lines.clear()
+    await handle_command(runtime, "matrix", NORTH, "matrix:@nia:example.org", "Nia", "export 2020-01-01 9999-12-31")
+    assert "out of range" in recorder.lines[-1][1].text
+
+
+def test_as_without_coordinators_in_the_config_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "plain.yaml"
+    config.write_text(CONFIG.replace("coordinators:", "steer_roles:").split("regions:")[0], encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'p.db'}"
+    result = CliRunner().invoke(main, ["export", "--db", db, "--config", str(config), "--as", "@mallory:example.org"])
+    assert result.exit_code == 2 and "names no coordinators" in result.output

@@ -167,3 +167,63 @@ async def test_retention_anonymises_old_attendance_and_keeps_the_counts(host: Ho
     circles = _csv(host, "circle")
     assert [(c["size"], c["facilitator"]) for c in circles] == [("2", ""), ("1", "Fran")]
     assert anonymise_before(host.store, host.clock.now() - 30 * 86400) == 0  # nothing left to do
+
+
+async def test_forget_me_sent_with_other_commands_still_erases_everything(host: Host) -> None:
+    """Commands that arrive together (Discord runs them at once): writes accepted before the erasure
+    must not bring the name back after it."""
+    import asyncio
+
+    c = host.console
+    await c.say("Fran", "start check-in-30")
+    await c.say(NAME, "join")
+    await asyncio.gather(c.say(NAME, "consent"), c.say("Fran", "end"), c.say(NAME, "forget me"))
+    await c.say("Fran", "start check-in-30")
+    await asyncio.gather(c.say("Fran", "end"), c.say("Fran", "forget me"))
+    await host.runtime.writer.drain()
+    with host.store.engine.connect() as conn:
+        people = [tuple(r) for r in conn.execute(select(members_table.c.key, members_table.c.display_name))]
+    assert all(not key.startswith("console:") and name is None for key, name in people), people
+
+
+async def test_after_withdrawing_someone_who_steps_out_and_back_is_asked_again(host: Host) -> None:
+    await host.console.say("Fran", "start check-in-30")
+    for name in ("Ada", "Bea"):
+        await host.console.say(name, "join")
+        await host.console.say(name, "consent")
+    await host.console.say("Bea", "withdraw")
+    await host.console.say("Bea", "leave")
+    await host.console.say("Bea", "join")
+    assert _private(host, "Bea")[-1].startswith("Before you join, two things to agree to")
+    hosted = host.runtime.circle_in("console", "room-1")
+    assert hosted is not None
+    assert [r["display_name"] for r in host.store.attendance_of(hosted.id)] == ["Ada", None]
+
+
+def test_forgetting_one_person_leaves_everyone_elses_lines_and_notes(tmp_path: Path) -> None:
+    from facilitator.storage.rights import forget
+    from facilitator.storage.store import Outgoing, Store, Write
+
+    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        store.set_values(
+            {
+                "matrix:@bot:example.org:dm:@to:example.org": "!one:example.org",
+                "matrix:@bot:example.org:dm:@to:example.org.uk": "!two:example.org",
+                "matrix:@bot:example.org:dm-room:!one:example.org": "@to:example.org",
+            }
+        )
+        group = store.ensure_group("matrix", "!circle:example.org")
+        for n, to in enumerate(("matrix:@to:example.org", "matrix:@ada:example.org")):
+            line = {"text": "Thank you. Your consent is recorded.", "to": to, "mention": None, "mention_name": None}
+            outgoing = Outgoing("matrix", "!circle:example.org", f"k{n}", [line], 1.0)
+            store.apply([Write(f"c{n}", group, "matrix", "x", {}, None, 1.0, (), outgoing=outgoing)])
+    except Exception:
+        store.close()
+        raise
+    forget(store, "matrix:@to:example.org", 2.0, "matrix")  # someone called "To", with nothing kept
+    assert [o.key for o in store.pending_outbox(["matrix"])] == ["k1"]  # Ada's receipt is still to be said
+    assert store.get_value("matrix:@bot:example.org:dm:@to:example.org") is None
+    assert store.get_value("matrix:@bot:example.org:dm-room:!one:example.org") is None
+    assert store.get_value("matrix:@bot:example.org:dm:@to:example.org.uk") == "!two:example.org"
+    store.close()

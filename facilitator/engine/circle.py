@@ -59,6 +59,7 @@ TRANSITIONS: dict[tuple[CircleStatus, type], str] = {
     **{(s, E.Consent): "_consent" for s in _LIVE},
     **{(s, E.Leave): "_leave" for s in _LIVE},
     **{(s, E.Erase): "_erase" for s in _LIVE},
+    **{(s, E.Withdraw): "_withdraw" for s in _LIVE},
     **{(s, E.AssignRole): "_assign_role" for s in _LIVE},
     **{(s, E.AddFacilitator): "_add_facilitator" for s in _LIVE},
     **{(s, E.StepIn): "_step_in" for s in _LIVE},
@@ -348,6 +349,12 @@ class Circle:
         st.participants.pop(ev.by, None)
         if st.round is not None and ev.by in st.round.members:
             st.round.members.remove(ev.by)
+
+    def _withdraw(self, ev: E.Withdraw, now: float, out: _Out) -> None:
+        person = self.state.participants.get(ev.by)
+        if person is None:
+            raise Refusal("not_in_circle")
+        person.consented = False
 
     def _assign_role(self, ev: E.AssignRole, now: float, out: _Out) -> None:
         declared = [r.name for r in self.script.roles]

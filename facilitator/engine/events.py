@@ -63,6 +63,13 @@ class Erase:
 
 
 @dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Someone withdrew consent to attendance being recorded: if they come back, they are asked again."""
+
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class Begin:
     """A facilitator begins the first phase."""
 
@@ -177,6 +184,7 @@ Event = (
     | Consent
     | Leave
     | Erase
+    | Withdraw
     | Begin
     | Pause
     | Resume

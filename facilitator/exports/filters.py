@@ -143,9 +143,12 @@ def circle_clause(found: dict[int, GroupRow], wanted: ExportFilter) -> ColumnEle
 def parse_day(text: str, what: str) -> date:
     """A ``YYYY-MM-DD`` date, or a ValueError that says what to type."""
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{what} {text!r} is not a date: write it as YYYY-MM-DD, like 2026-03-31") from None
+        raise ValueError(f"{what} {text[:40]!r} is not a date: write it as YYYY-MM-DD, like 2026-03-31") from None
+    if not 1970 <= day.year <= 9998:
+        raise ValueError(f"{what} {text!r} is out of range: use a year from 1970 to 9998")
+    return day
 
 
 def split_values(values: Sequence[str]) -> tuple[str, ...]:

@@ -22,7 +22,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+import orjson
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from facilitator.storage.store import Store
@@ -50,11 +51,6 @@ class Changed:
 
 def _member(conn: Connection, key: str) -> Any:
     return conn.execute(select(members).where(members.c.key == key)).first()
-
-
-def _like(text: str) -> str:
-    """``text`` for a LIKE pattern (its own % and _ taken literally with ESCAPE '\\')."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _ledger(
@@ -180,23 +176,42 @@ def forget(store: Store, key: str, at: float, via: str) -> Changed:
             conn.execute(update(audit).where(audit.c.actor_id == person.id).values(actor_id=None))
             tombstone = ERASED_PREFIX + secrets.token_hex(12)
             conn.execute(update(members).where(members.c.id == person.id).values(key=tombstone, display_name=None))
-        platform_id = key.split(":", 1)[-1]
-        needles = {key, platform_id}
-        if person is not None and person.display_name:
-            needles.add(person.display_name)
-        for needle in needles:
-            conn.execute(delete(outbox).where(outbox.c.lines_json.like(_like(needle), escape="\\")))
-        conn.execute(
-            delete(adapter_state).where(
-                or_(
-                    adapter_state.c.key.like(_like(platform_id), escape="\\"),
-                    adapter_state.c.value == platform_id,
-                )
-            )
-        )
+        _drop_outbox(conn, key, person.display_name if person is not None else None)
+        _drop_notes(conn, key)
     store.forget_cached(key)
-    store.checkpoint()
     return Changed(known, count)
+
+
+def _drop_outbox(conn: Connection, key: str, name: str | None) -> None:
+    """Delete waiting lines addressed to, or mentioning, the person (matched exactly, never by substring)."""
+    doomed = []
+    for row in conn.execute(select(outbox.c.id, outbox.c.lines_json)):
+        lines = orjson.loads(row.lines_json)
+        if any(
+            line.get("to") == key or line.get("mention") == key or (name and line.get("mention_name") == name)
+            for line in lines
+        ):
+            doomed.append(row.id)
+    if doomed:
+        conn.execute(delete(outbox).where(outbox.c.id.in_(doomed)))
+
+
+def _drop_notes(conn: Connection, key: str) -> None:
+    """Delete adapters' notes about the person: keys ending ``:<their id>`` and values equal to it."""
+    platform_id = key.split(":", 1)[-1]
+    doomed = [
+        row.key
+        for row in conn.execute(select(adapter_state.c.key, adapter_state.c.value))
+        if row.key.endswith(":" + platform_id) or row.value == platform_id
+    ]
+    if doomed:
+        conn.execute(delete(adapter_state).where(adapter_state.c.key.in_(doomed)))
+
+
+def forget_notes(store: Store, key: str) -> None:
+    """Delete adapters' notes about ``key`` again (answering them may have made a new direct room)."""
+    with store.engine.begin() as conn:
+        _drop_notes(conn, key)
 
 
 def anonymise_before(store: Store, cutoff: float) -> int:
@@ -207,10 +222,17 @@ def anonymise_before(store: Store, cutoff: float) -> int:
             .where(attendance.c.joined_at < cutoff, attendance.c.member_id.is_not(None))
             .values(member_id=None, anonymous=True)
         )
-        ended = select(circles.c.id).where(circles.c.ended_at < cutoff, circles.c.facilitator_id.is_not(None))
-        conn.execute(update(circles).where(circles.c.id.in_(ended)).values(facilitator_id=None))
+        ended = select(circles.c.id).where(circles.c.ended_at < cutoff)
+        unlinked = conn.execute(
+            update(circles)
+            .where(circles.c.id.in_(ended), circles.c.facilitator_id.is_not(None))
+            .values(facilitator_id=None)
+        ).rowcount
+        unlinked += conn.execute(
+            update(audit).where(audit.c.circle_id.in_(ended), audit.c.actor_id.is_not(None)).values(actor_id=None)
+        ).rowcount
         changed = int(result.rowcount)
-    if changed:
+    if changed or unlinked:
         store.checkpoint()
     return changed
 

@@ -300,18 +300,21 @@ class Store:
             except Exception:  # the batch is kept; the next ended circle checkpoints again
                 log.warning("WAL checkpoint after a circle ended did not complete", exc_info=True)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self) -> bool:
         """Fold the SQLite WAL back into the database file and empty it.
 
         With ``secure_delete`` on, the bytes of a scrubbed state are zeroed in the file, but
         the WAL keeps old copies of pages until a checkpoint: so an ended circle's live state
-        (who was there, anonymous attendees' platform ids) does not linger on disk.
+        (who was there, anonymous attendees' platform ids) does not linger on disk. False if a
+        reader (an export under way, a backup) kept it from completing.
         """
         if self.engine.dialect.name == "sqlite":
             with self.engine.connect() as conn:
                 busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
             if busy is not None and busy[0]:
-                log.warning("WAL checkpoint was blocked by a reader; it will be retried when the next circle ends")
+                log.warning("WAL checkpoint was blocked by a reader; it will be retried")
+                return False
+        return True
 
     def _apply_one(self, conn: Connection, batch: Batch, write: Write) -> None:
         if write.new is not None:
