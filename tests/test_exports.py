@@ -247,7 +247,7 @@ async def test_a_terminal_sees_progress_and_a_pipe_does_not(served: tuple[Runtim
 
 
 async def test_dates_out_of_range_get_a_sentence_not_a_traceback(served: tuple[Runtime, Recorder, Path]) -> None:
-    runtime, recorder, config_path = served
+    runtime, recorder, _ = served
     await _circle(runtime, NORTH, ["Ada"])
     result = CliRunner().invoke(main, ["export", "--db", runtime.store.url, "--until", "9999-12-31"])
     assert result.exit_code == 2 and "use a year from 1970 to 9998" in result.output
