@@ -331,9 +331,16 @@ class ServeConfig(_Strict):
                     raise ValueError(f"room {room} is in two groups ({seen[room]!r} and {group.name!r})")
                 seen[room] = group.name
         regions = [r.name for r in self.regions]
+        used = {g.region for g in self.groups if g.region}
         for name in regions:
             if regions.count(name) > 1:
                 raise ValueError(f"region {name!r} is listed twice under 'regions'; merge its coordinators")
+            if name not in used:
+                known = ", ".join(sorted(used)) or "none yet"
+                raise ValueError(
+                    f"region {name!r} under 'regions' is no group's region (groups' regions: {known}); "
+                    "check its spelling, or give a group 'region: " + name + "'"
+                )
         return self
 
     def group_of(self, room: str) -> GroupConfig | None:

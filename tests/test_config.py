@@ -80,3 +80,26 @@ def test_a_missing_discord_token_says_where_to_get_one(tmp_path: Path, monkeypat
         config.discord.token()
     monkeypatch.setenv("FACILITATOR_DISCORD_TOKEN", "abc")
     assert config.discord.token() == "abc"
+
+
+def test_a_region_with_coordinators_but_no_groups_is_a_typo_spelled_out(tmp_path: Path) -> None:
+    text = GOOD + "regions:\n  - name: Nrth West\n    coordinators: ['@ana:example.org']\n"
+    message = problem(tmp_path, text)
+    assert "region 'Nrth West' under 'regions' is no group's region (groups' regions: North West)" in message
+
+
+def test_coordinators_are_people_the_bot_can_recognise(tmp_path: Path) -> None:
+    text = GOOD.replace('    steer_roles: ["Lead"]\n', "    steer_roles: [\"Lead\"]\n    coordinators: ['ana']\n")
+    assert "'ana' is not a person: write a Matrix user (@ana:example.org)" in problem(tmp_path, text)
+    text = GOOD.replace(
+        '    steer_roles: ["Lead"]\n',
+        '    steer_roles: ["Lead"]\n'
+        "    timezone: Europe/London\n"
+        "    coordinators: ['@ana:example.org', 444444444444444444]\n",
+    )
+    config = load_config(write(tmp_path, text))
+    assert config.groups[0].coordinators == ("matrix:@ana:example.org", "discord:444444444444444444")
+    assert config.privacy.lawful_basis == "consent" and config.privacy.retention_days == 365
+    assert "is not a time zone" in problem(tmp_path, text.replace("Europe/London", "Mars/Olympus"))
+    bad_basis = text + "privacy:\n  lawful_basis: vibes\n"
+    assert "'vibes' is not a lawful basis: use one of consent, contract" in problem(tmp_path, bad_basis)
