@@ -11,7 +11,7 @@ few thousand at a time. Times are written in the group's own time zone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -102,32 +102,66 @@ PERSON_COLUMNS = (
 ANONYMOUS_LABEL = "Anonymous attendance (counted, not named)"
 
 
+CACHE_LIMIT = 4096
+"""Entries a :class:`LocalTimes` cache holds before it starts again (memory stays flat)."""
+_MINUTES = tuple(f"{m:02d}" for m in range(60))
+
+
 class LocalTimes:
     """Timestamps as local text in a zone, fast enough for millions of rows.
 
     The zone's offset is looked up once per quarter hour (every real zone changes its
-    offset on a quarter-hour boundary of UTC) and each day's date text once."""
+    offset on a quarter-hour boundary of UTC), each local hour's text once and each day's
+    date text once. Each cache is emptied when it reaches :data:`CACHE_LIMIT` entries (rows
+    come in time order, so what is dropped is rarely needed again)."""
 
     def __init__(self) -> None:
-        self._offsets: dict[tuple[str, int], int] = {}
+        self._offsets: dict[str, dict[int, int]] = {}
         self._days: dict[int, str] = {}
+        self._hours: dict[int, tuple[str, str]] = {}
+
+    def offsets(self, tz: ZoneInfo) -> dict[int, int]:
+        """The zone's offsets in seconds by UTC quarter hour (``int(at) // 900``), as far as
+        looked up; :meth:`offset` fills it in."""
+        found = self._offsets.get(tz.key)
+        if found is None:
+            found = self._offsets[tz.key] = {}
+        return found
+
+    def offset(self, tz: ZoneInfo, bucket: int) -> int:
+        """The zone's offset in seconds during the UTC quarter hour ``bucket``, now kept."""
+        offsets = self.offsets(tz)
+        if len(offsets) >= CACHE_LIMIT:
+            offsets.clear()
+        delta = datetime.fromtimestamp(bucket * 900, tz).utcoffset()  # as .astimezone(tz) of the UTC time
+        offset = offsets[bucket] = int(delta.total_seconds()) if delta is not None else 0
+        return offset
 
     def _local(self, tz: ZoneInfo, at: float) -> int:
         seconds = int(at)
-        bucket = (tz.key, seconds // 900)
-        offset = self._offsets.get(bucket)
+        offset = self.offsets(tz).get(seconds // 900)
         if offset is None:
-            moment = datetime.fromtimestamp(bucket[1] * 900, UTC).astimezone(tz)
-            delta = moment.utcoffset()
-            offset = self._offsets[bucket] = int(delta.total_seconds()) if delta is not None else 0
+            offset = self.offset(tz, seconds // 900)
         return seconds + offset
 
     def _day(self, local: int) -> str:
         number = local // 86400
         text = self._days.get(number)
         if text is None:
+            if len(self._days) >= CACHE_LIMIT:
+                self._days.clear()
             text = self._days[number] = datetime.fromtimestamp(number * 86400, UTC).strftime("%Y-%m-%d")
         return text
+
+    def hour(self, number: int) -> tuple[str, str]:
+        """The local hour ``number`` (local seconds // 3600): its date and ``YYYY-MM-DD HH:``."""
+        found = self._hours.get(number)
+        if found is None:
+            if len(self._hours) >= CACHE_LIMIT:
+                self._hours.clear()
+            day = self._day(number * 3600)
+            found = self._hours[number] = (day, f"{day} {number % 24:02d}:")
+        return found
 
     def day(self, tz: ZoneInfo, at: float | None) -> str:
         """``YYYY-MM-DD`` in ``tz`` ('' for no time)."""
@@ -140,8 +174,7 @@ class LocalTimes:
         if at is None:
             return ""
         local = self._local(tz, at)
-        hours, rest = divmod(local % 86400, 3600)
-        return f"{self._day(local)} {hours:02d}:{rest // 60:02d}"
+        return self.hour(local // 3600)[1] + _MINUTES[local % 3600 // 60]
 
 
 def minutes(start: float | None, end: float | None) -> float | None:
@@ -151,14 +184,17 @@ def minutes(start: float | None, end: float | None) -> float | None:
     return round((end - start) / 60.0, 1)
 
 
-def table(conn: Connection, level: Level, wanted: ExportFilter) -> Table:
-    """The export ``level`` of what ``wanted`` covers, ready to stream."""
+def table(conn: Connection, level: Level, wanted: ExportFilter, *, count: bool = True) -> Table:
+    """The export ``level`` of what ``wanted`` covers, ready to stream.
+
+    ``count=False``: no progress bar will be drawn, so the rows are not counted first (a query
+    of its own, seconds on millions of rows) and ``total`` is 0."""
     found = matching_groups(conn, wanted)
     if level == "attendance":
-        return _attendance(conn, found, wanted)
+        return _attendance(conn, found, wanted, count)
     if level == "circle":
-        return _circles(conn, found, wanted)
-    return _people(conn, found, wanted)
+        return _circles(conn, found, wanted, count)
+    return _people(conn, found, wanted, count)
 
 
 def _count(conn: Connection, query: Select[Any]) -> int:
@@ -196,40 +232,89 @@ def attendance_query(found: dict[int, GroupRow], wanted: ExportFilter) -> Select
     )
 
 
-def _attendance(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter) -> Table:
+def _chunks(conn: Connection, query: Select[Any]) -> Iterator[Sequence[Any]]:
+    """The rows of ``query``, :data:`CHUNK` at a time. On SQLite, as the driver gives them: plain
+    tuples, no ``Row`` objects or result processing (reading is half as long again with them; the
+    attendance level's columns need none, being text, numbers and a flag read for its truth),
+    and the driver steps through the result as it is fetched, so memory stays flat. Streaming
+    options are turned off for the statement (they may be on for ``conn``: :func:`_stream` sets
+    them): with them SQLAlchemy would take rows from the cursor ahead of it. Elsewhere, as
+    :func:`_stream` gives them."""
+    if conn.dialect.name != "sqlite":
+        result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
+        yield from result.partitions()
+        return
+    result = conn.execute(query, execution_options={"stream_results": False, "yield_per": None})
+    try:
+        cursor = result.cursor
+        while chunk := cursor.fetchmany(CHUNK):
+            yield chunk
+    finally:
+        result.close()
+
+
+def _attendance(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter, counting: bool) -> Table:
     query = attendance_query(found, wanted)
     times = LocalTimes()
 
     def rows() -> Iterator[tuple[Any, ...]]:
-        for circle_id, group_id, script, name, member_id, anonymous, joined, left, spoken, passed in _stream(
-            conn, query
-        ):
-            g = found[group_id]
-            tz = g.timezone
-            named = not anonymous and member_id is not None
-            yield (
-                circle_id,
-                times.day(tz, joined),
-                g.name,
-                g.region,
-                g.sector,
-                g.platform,
-                script,
-                (name or "") if named else "",
-                member_id if named else None,
-                "no" if named else "yes",
-                times.minute(tz, joined),
-                times.minute(tz, left),
-                minutes(joined, left),
-                spoken,
-                passed,
-                tz.key,
-            )
+        # The hot loop of a million-row export: LocalTimes.day and .minute written out, with the
+        # group's place, zone and offsets looked up once per row.
+        places = {
+            g.id: (g.name, g.region, g.sector, g.platform, g.timezone, g.timezone.key, times.offsets(g.timezone))
+            for g in found.values()
+        }
+        hours = times._hours
+        for chunk in _chunks(conn, query):
+            for circle_id, group_id, script, name, member_id, anonymous, joined, left, spoken, passed in chunk:
+                group, region, sector, platform, tz, key, offsets = places[group_id]
+                if joined is None:
+                    day = start = ""
+                else:
+                    seconds = int(joined)
+                    offset = offsets.get(seconds // 900)
+                    if offset is None:
+                        offset = times.offset(tz, seconds // 900)
+                    local = seconds + offset
+                    hour = hours.get(local // 3600) or times.hour(local // 3600)
+                    day = hour[0]
+                    start = hour[1] + _MINUTES[local % 3600 // 60]
+                if left is None:
+                    end = ""
+                else:
+                    seconds = int(left)
+                    offset = offsets.get(seconds // 900)
+                    if offset is None:
+                        offset = times.offset(tz, seconds // 900)
+                    local = seconds + offset
+                    end = (hours.get(local // 3600) or times.hour(local // 3600))[1] + _MINUTES[local % 3600 // 60]
+                named = not anonymous and member_id is not None
+                yield (
+                    circle_id,
+                    day,
+                    group,
+                    region,
+                    sector,
+                    platform,
+                    script,
+                    (name or "") if named else "",
+                    member_id if named else None,
+                    "no" if named else "yes",
+                    start,
+                    end,
+                    None if joined is None or left is None else round((left - joined) / 60.0, 1),
+                    spoken,
+                    passed,
+                    key,
+                )
 
-    return Table("attendance", ATTENDANCE_COLUMNS, _count(conn, query), rows())
+    # Counted without the join to member (it never adds or drops a row: member.id is its key).
+    counted = select(func.count()).select_from(attendance.join(circles, circles.c.id == attendance.c.circle_id))
+    total = int(conn.execute(counted.where(circle_clause(found, wanted))).scalar() or 0) if counting else 0
+    return Table("attendance", ATTENDANCE_COLUMNS, total, rows())
 
 
-def _circles(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter) -> Table:
+def _circles(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter, counting: bool) -> Table:
     facilitator = aliased(members)
     seat = func.coalesce(attendance.c.seat, func.cast(attendance.c.id, circles.c.id.type))
     query = (
@@ -292,11 +377,11 @@ def _circles(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter)
                 g.timezone.key,
             )
 
-    count = select(circles.c.id).where(circle_clause(found, wanted))
-    return Table("circle", CIRCLE_COLUMNS, _count(conn, count), rows())
+    counted = select(circles.c.id).where(circle_clause(found, wanted))
+    return Table("circle", CIRCLE_COLUMNS, _count(conn, counted) if counting else 0, rows())
 
 
-def _people(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter) -> Table:
+def _people(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter, counting: bool) -> Table:
     named = (attendance.c.anonymous.is_(False)) & attendance.c.member_id.is_not(None)
     span = attendance.c.left_at - attendance.c.joined_at
     base = (
@@ -356,7 +441,7 @@ def _people(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter) 
         attendance.join(circles, circles.c.id == attendance.c.circle_id)
     )
     distinct = counted.where(circle_clause(found, wanted), named).distinct()
-    return Table("person", PERSON_COLUMNS, _count(conn, distinct) + 1, rows())
+    return Table("person", PERSON_COLUMNS, _count(conn, distinct) + 1 if counting else 0, rows())
 
 
 @dataclass(slots=True)

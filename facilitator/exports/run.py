@@ -40,7 +40,7 @@ def export(
 
     ``progress``: a terminal to draw a progress bar on (nothing is drawn otherwise)."""
     with engine.connect() as conn:
-        found: Table = table(conn, level, wanted)
+        found: Table = table(conn, level, wanted, count=progress is not None)
         writer = WRITERS[fmt]
         if progress is None:
             return writer(found, out, None)
