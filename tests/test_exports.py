@@ -264,3 +264,46 @@ def test_as_without_coordinators_in_the_config_is_refused(tmp_path: Path) -> Non
     db = f"sqlite:///{tmp_path / 'p.db'}"
     result = CliRunner().invoke(main, ["export", "--db", db, "--config", str(config), "--as", "@mallory:example.org"])
     assert result.exit_code == 2 and "names no coordinators" in result.output
+
+
+async def test_a_row_is_dated_by_its_circle_and_a_rejoin_is_one_seat(served: tuple[Runtime, Recorder, Path]) -> None:
+    """Joined 23:55 New York, the circle began 00:05: the row is the next day's, as the filter says;
+    an anonymous attendee who stepped out and back is one circle, not two."""
+    runtime, _, _ = served
+    clock = runtime.clock
+    assert isinstance(clock, ManualClock)
+    clock.set(datetime(2027, 3, 1, 4, 50, tzinfo=UTC).timestamp())  # 23:50 on 28 February in New York
+
+    async def say(who: str, text: str) -> None:
+        await handle_command(runtime, "matrix", SOUTH, f"matrix:@{who}:example.org", who.title(), text)
+
+    await say("fran", "start check-in-30")
+    clock.advance(300)
+    for who, how in (("ada", "join"), ("hid", "join anonymous")):
+        await say(who, how)
+        await say(who, "consent")
+    await say("hid", "leave")
+    await say("hid", "join anonymous")
+    clock.advance(600)  # 00:05 on 1 March
+    await say("fran", "begin")
+    await say("fran", "end")
+    rows = _rows(_export(runtime))
+    assert {r["date"] for r in rows} == {"2027-03-01"} and rows[0]["joined"] == "2027-02-28 23:55"
+    march = _rows(_export(runtime, since=datetime(2027, 3, 1).date()))
+    assert len(march) == len(rows) == 3
+    people = _rows(_export(runtime, "person"))
+    assert [(p["person"], p["circles"]) for p in people] == [
+        ("Ada", "1"),
+        ("Anonymous attendance (counted, not named)", "1"),
+    ]
+
+
+def test_a_control_character_cannot_smuggle_a_formula_into_a_workbook() -> None:
+    from facilitator.exports.levels import Column, Table
+    from facilitator.exports.writers import write_xlsx
+
+    hostile = '\x01=HYPERLINK("http://evil.example","x")'
+    out = io.BytesIO()
+    write_xlsx(Table("attendance", (Column("group", typed=True),), 1, iter([(hostile,)])), out)
+    cell = openpyxl.load_workbook(out).active.cell(row=2, column=1)  # type: ignore[union-attr]
+    assert cell.data_type == "s" and cell.value == "'" + hostile[1:]

@@ -221,6 +221,7 @@ def attendance_query(found: dict[int, GroupRow], wanted: ExportFilter) -> Select
             attendance.c.left_at,
             attendance.c.turns_spoken,
             attendance.c.turns_passed,
+            CIRCLE_TIME,
         )
         .select_from(
             attendance.join(circles, circles.c.id == attendance.c.circle_id).outerjoin(
@@ -266,19 +267,25 @@ def _attendance(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilt
         }
         hours = times._hours
         for chunk in _chunks(conn, query):
-            for circle_id, group_id, script, name, member_id, anonymous, joined, left, spoken, passed in chunk:
+            for circle_id, group_id, script, name, member_id, anonymous, joined, left, spoken, passed, held in chunk:
                 group, region, sector, platform, tz, key, offsets = places[group_id]
+                # The date is the circle's (the one the date filter chose it by), not the join's:
+                # someone who joined at 23:55 a circle that began at 00:05 is in that day's circle.
+                seconds = int(held)
+                offset = offsets.get(seconds // 900)
+                if offset is None:
+                    offset = times.offset(tz, seconds // 900)
+                local = seconds + offset
+                day = (hours.get(local // 3600) or times.hour(local // 3600))[0]
                 if joined is None:
-                    day = start = ""
+                    start = ""
                 else:
                     seconds = int(joined)
                     offset = offsets.get(seconds // 900)
                     if offset is None:
                         offset = times.offset(tz, seconds // 900)
                     local = seconds + offset
-                    hour = hours.get(local // 3600) or times.hour(local // 3600)
-                    day = hour[0]
-                    start = hour[1] + _MINUTES[local % 3600 // 60]
+                    start = (hours.get(local // 3600) or times.hour(local // 3600))[1] + _MINUTES[local % 3600 // 60]
                 if left is None:
                     end = ""
                 else:
@@ -410,7 +417,8 @@ def _people(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter, 
     anonymous = (
         select(
             circles.c.group_id,
-            func.count(),
+            # circles, as for a named person: someone who stepped out and back in is one seat
+            func.count(func.distinct(attendance.c.circle_id.concat(func.coalesce(attendance.c.seat, "")))),
             func.sum(span),
             func.min(attendance.c.joined_at),
             func.max(attendance.c.joined_at),

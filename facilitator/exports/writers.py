@@ -131,10 +131,13 @@ def write_xlsx(table: Table, out: IO[bytes], rows: Iterable[tuple[Any, ...]] | N
     sheet.append([c.name for c in table.columns])
     columns = table.columns
     count = 0
-    for cells in _safe_rows(columns, table.rows if rows is None else rows):
-        sheet.append(
-            [_xlsx_value(col, value, ILLEGAL_CHARACTERS_RE) for col, value in zip(columns, cells, strict=True)]
-        )
+    illegal = ILLEGAL_CHARACTERS_RE
+    # Characters a workbook cannot hold go first, then the neutralising: "\x01=cmd" must not
+    # become a formula once its \x01 is dropped.
+    given = table.rows if rows is None else rows
+    legal = (tuple(illegal.sub("", v) if isinstance(v, str) else v for v in row) for row in given)
+    for cells in _safe_rows(columns, legal):
+        sheet.append([_xlsx_value(col, value, illegal) for col, value in zip(columns, cells, strict=True)])
         count += 1
     book.save(out)
     return count
