@@ -45,9 +45,8 @@ async def handle_command(
     parsed = parse(text)
     if isinstance(parsed, Parsed) and parsed.name in RIGHTS_COMMANDS:
         return await rights.handle(runtime, platform, room, by, parsed, source)
-    coordinator = _coordinates(runtime, by)
     if direct:
-        return await _direct(runtime, platform, room, by, parsed, source, coordinator)
+        return await _direct(runtime, platform, room, by, parsed, source, _coordinates(runtime, by))
     hosted = runtime.circle_in(platform, room)
     steering = hosted is not None and by in hosted.circle.state.facilitators and may_steer
     could_start = hosted is None and may_steer
@@ -55,7 +54,13 @@ async def handle_command(
     if isinstance(parsed, Help) or parsed.name == "help":
         problem = parsed.problem if isinstance(parsed, Help) else ""
         return await _help(
-            runtime, platform, room, by, problem, help_lines(steering or could_start, may_step_in, coordinator), source
+            runtime,
+            platform,
+            room,
+            by,
+            problem,
+            help_lines(steering or could_start, may_step_in, _coordinates(runtime, by)),
+            source,
         )
     if parsed.name == "scripts":
         return await _scripts(runtime, platform, room, by, source)
@@ -69,7 +74,7 @@ async def handle_command(
         parsed = Parsed("consent", (hosted.circle.script.consent.text_hash,))
     event = to_event(parsed, by, name, resolve)
     if isinstance(event, Help):
-        usages = help_lines(steering, may_step_in, coordinator)
+        usages = help_lines(steering, may_step_in, _coordinates(runtime, by))
         return await _help(runtime, platform, room, by, event.problem, usages, source)
     if isinstance(event, E.NEEDS_PERMISSION) and not may_steer:
         return await runtime.refuse(platform, room, by, "not_facilitator", source=source)
@@ -81,6 +86,7 @@ DIRECT_COMMANDS = ["help", "scripts", "mydata", "withdraw", "forget me"]
 
 
 def _coordinates(runtime: Runtime, by: str) -> bool:
+    """Whether ``by`` coordinates a group (asked only when help is shown: not on every command)."""
     config = runtime.config
     if config is None:
         return False
