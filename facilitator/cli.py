@@ -15,15 +15,19 @@ The database is ``--db`` or ``FACILITATOR_DATABASE_URL`` (default: ``sqlite:///f
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
-from facilitator.engine.circle import diagram as engine_diagram
-from facilitator.script.check import check_paths, schema_json
-from facilitator.storage.store import DEFAULT_URL
+from facilitator.storage import DEFAULT_URL
+
+if TYPE_CHECKING:
+    from facilitator.exports.levels import Level
+    from facilitator.exports.writers import Format
+
+# Each command imports what it needs when it runs: an export has no use for the circle engine's
+# or the script checker's start-up (see docs/benchmarks.md, "export-csv").
 
 DB_OPTION = click.option(
     "--db",
@@ -45,18 +49,24 @@ def main() -> None:
 @click.argument("paths", nargs=-1, required=True)
 def check(paths: tuple[str, ...]) -> None:
     """Validate session scripts and print each one's timeline."""
+    from facilitator.script.check import check_paths
+
     sys.exit(check_paths(paths, sys.stdout, sys.stderr))
 
 
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of session scripts."""
+    from facilitator.script.check import schema_json
+
     click.echo(schema_json())
 
 
 @main.command()
 def diagram() -> None:
     """Print the circle's states and transitions as a Mermaid diagram."""
+    from facilitator.engine.circle import diagram as engine_diagram
+
     click.echo(engine_diagram())
 
 
@@ -74,6 +84,8 @@ def diagram() -> None:
 @DB_OPTION
 def demo(script: str, participants: int, speed: float, seed: int, database_url: str) -> None:
     """Run a whole circle with simulated participants and print the transcript."""
+    import asyncio
+
     from facilitator.demo import run_demo
 
     result = asyncio.run(
@@ -97,6 +109,8 @@ def demo(script: str, participants: int, speed: float, seed: int, database_url: 
 @DB_OPTION
 def console(speaker: str, room: str, database_url: str) -> None:
     """Run circles in this terminal: type commands as the facilitator and as participants."""
+    import asyncio
+
     from adapters.console_session import run_console
 
     asyncio.run(run_console(sys.stdin, sys.stdout, speaker=speaker, room=room, database_url=database_url))
@@ -108,6 +122,7 @@ def console(speaker: str, room: str, database_url: str) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Log more (each join, invite and reconnect).")
 def serve(config_path: str, database_url: str | None, verbose: bool) -> None:
     """Run the bot on the chat platforms the configuration names, until stopped."""
+    import asyncio
     import logging
 
     from facilitator.config import ConfigError, load_config
@@ -148,10 +163,7 @@ def _filter_options(command: Any) -> Any:
 
 def _wanted(name: str, opts: dict[str, Any]) -> tuple[str, Any]:
     """The database URL and the filter the shared options ask for; exits with a sentence if they cannot be used."""
-    from facilitator.config import ConfigError, load_config, person_key
-    from facilitator.exports.access import NotAllowed, allowed_group_ids, coordination, has_coordinators
     from facilitator.exports.filters import ExportFilter, parse_day, split_values
-    from facilitator.storage.store import Store
 
     try:
         since = parse_day(opts["since"], "--since") if opts["since"] else None
@@ -174,6 +186,10 @@ def _wanted(name: str, opts: dict[str, Any]) -> tuple[str, Any]:
         if opts["who"]:
             _fail(name, "--as needs --config: coordinators are named in the serve configuration")
         return url, wanted
+    from facilitator.config import ConfigError, load_config, person_key
+    from facilitator.exports.access import NotAllowed, allowed_group_ids, coordination, has_coordinators
+    from facilitator.storage.store import Store
+
     try:
         config = load_config(opts["config_path"])
     except ConfigError as error:
@@ -230,22 +246,38 @@ def _fail(name: str, message: str) -> NoReturn:
 @_filter_options
 def export(level: str, fmt: str | None, out_path: str | None, **opts: Any) -> None:
     """Export attendance as CSV, XLSX or JSON (anonymous attendees are counted, never named)."""
+    import os
+
+    from facilitator.exports.parallel import ExportFailed, workers_available
     from facilitator.exports.run import export as run_export
     from facilitator.exports.run import terminal
     from facilitator.exports.writers import format_of
     from facilitator.storage.store import Store
 
-    chosen = fmt or (format_of(out_path) if out_path else None) or "csv"
+    chosen = cast("Format", fmt or (format_of(out_path) if out_path else None) or "csv")
     if chosen == "xlsx" and out_path is None and sys.stdout.isatty():
         _fail("export", "an XLSX file cannot be shown in a terminal: add --out attendance.xlsx")
     url, wanted = _wanted("export", opts)
     store = Store(url)  # migrates an older database before reading it
+    # A large attendance CSV is shared between two processes where there are two cores
+    # (facilitator/exports/parallel.py); their temporary file goes beside --out.
+    workers, progress = workers_available(), terminal()
+    kind = cast("Level", level)
     try:
         if out_path is None:
-            count = run_export(store.engine, level, chosen, wanted, sys.stdout.buffer, progress=terminal())  # type: ignore[arg-type]
+            out_stream = sys.stdout.buffer
+            count = run_export(store.engine, kind, chosen, wanted, out_stream, progress=progress, workers=workers)
         else:
             with open(out_path, "wb") as out:
-                count = run_export(store.engine, level, chosen, wanted, out, progress=terminal())  # type: ignore[arg-type]
+                scratch = os.path.dirname(os.path.abspath(out_path))
+                count = run_export(
+                    store.engine, kind, chosen, wanted, out, progress=progress, workers=workers, scratch=scratch
+                )
+    except ExportFailed as error:
+        if out_path is not None:
+            os.remove(out_path)
+            _fail("export", f"{error}. {out_path} was removed (it was incomplete): run the export again.")
+        _fail("export", f"{error}. What was written above is incomplete: run the export again.")
     finally:
         store.close()
     where = f" to {out_path}" if out_path else ""

@@ -17,8 +17,9 @@ from typing import Any, TextIO
 from facilitator.config import ConfigError, ServeConfig, describe
 from facilitator.runtime.adapter import Adapter
 from facilitator.runtime.host import Runtime
+from facilitator.storage import DEFAULT_URL
 from facilitator.storage.rights import anonymise_before
-from facilitator.storage.store import DEFAULT_URL, Store
+from facilitator.storage.store import Store
 
 log = logging.getLogger("facilitator.serve")
 

@@ -9,12 +9,13 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import facilitator.storage.tables  # noqa: F401  (registers the tables)
 from facilitator.engine.circle import Circle
 from facilitator.runtime.library import ScriptLibrary
-from facilitator.storage.migrate import alembic_config
+from facilitator.storage.migrate import HEAD, alembic_config, revision
 from facilitator.storage.store import Store, make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +30,29 @@ def test_the_migrations_match_the_tables(url_fixture: str, request: pytest.Fixtu
         assert diff == [], f"the tables and the migrations differ; add a migration: {diff}"
     finally:
         store.close()
+
+
+def test_head_is_the_newest_migration() -> None:
+    """``migrate.HEAD`` lets an up-to-date database open without Alembic: it must be the real head."""
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD
+
+
+def test_a_database_at_an_older_revision_is_still_upgraded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0003")
+        assert revision(conn) == "0003"
+    engine.dispose()
+    store = Store(url)
+    with store.engine.connect() as conn:
+        assert revision(conn) == HEAD
+        assert "lawful_basis" in {c["name"] for c in inspect(conn).get_columns("consent")}
+    store.close()
 
 
 def test_opening_the_store_twice_does_not_migrate_twice(db_url: str) -> None:

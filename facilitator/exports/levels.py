@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy import ColumnElement, Select, case, func, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
+from facilitator.exports.cells import CsvCells
 from facilitator.exports.filters import CIRCLE_TIME, ExportFilter, GroupRow, circle_clause, matching_groups
 from facilitator.storage.tables import attendance_table as attendance
 from facilitator.storage.tables import circles_table as circles
@@ -29,6 +30,8 @@ from facilitator.storage.tables import members_table as members
 Level = Literal["attendance", "circle", "person"]
 LEVELS: tuple[Level, ...] = ("attendance", "circle", "person")
 CHUNK = 5000
+IdRange = tuple[int, int]
+"""The first and last attendance id of a range, both included."""
 
 Kind = Literal["text", "number", "date", "datetime"]
 
@@ -51,6 +54,10 @@ class Table:
     columns: tuple[Column, ...]
     total: int
     rows: Iterator[tuple[Any, ...]]
+    lines: Iterator[str] | None = None
+    """The same rows as finished CSV lines, where a level writes them faster itself (the
+    attendance level: millions of rows); exactly what the CSV writer makes of ``rows``. Only
+    one of ``rows`` and ``lines`` is read."""
 
 
 _PLACE = (
@@ -177,6 +184,28 @@ class LocalTimes:
         return self.hour(local // 3600)[1] + _MINUTES[local % 3600 // 60]
 
 
+_TENTHS = tuple(f"{k // 10}.{k % 10}" for k in range(10000))
+"""``str(k / 10)`` for k from 0 to 9999: the text of minutes to one decimal place."""
+_CLEAR = 1e-6
+"""How far from halfway between two tenths a stay's minutes must be for the quick text."""
+
+
+def minutes_text(start: float, end: float) -> str:
+    """``str(round((end - start) / 60.0, 1))``, the same text, quicker (the attendance CSV's
+    hot loop inlines it). ``round(x, 1)`` rounds the float's exact value to the nearest tenth,
+    and ``str`` of the result is that tenth's shortest text, ``K.k``. Ten times the minutes,
+    (end - start) / 6, is within a few units in the last place of ten times the float
+    ``round`` sees, so when it lies clearly between two halves (not within 10^-6 of
+    one) both round it to the same whole number of tenths. Otherwise (a near tie, zero, a negative
+    or an enormous stay) ``round`` decides."""
+    tens = (end - start) / 6.0
+    whole = int(tens + 0.5)
+    part = tens + 0.5 - whole
+    if tens > _CLEAR and whole < 10000 and _CLEAR < part < 1.0 - _CLEAR:
+        return _TENTHS[whole]
+    return str(round((end - start) / 60.0, 1))
+
+
 def minutes(start: float | None, end: float | None) -> float | None:
     """Minutes between two times, to one decimal place (None while one is missing)."""
     if start is None or end is None:
@@ -184,14 +213,20 @@ def minutes(start: float | None, end: float | None) -> float | None:
     return round((end - start) / 60.0, 1)
 
 
-def table(conn: Connection, level: Level, wanted: ExportFilter, *, count: bool = True) -> Table:
+def table(
+    conn: Connection, level: Level, wanted: ExportFilter, *, count: bool = True, ids: IdRange | None = None
+) -> Table:
     """The export ``level`` of what ``wanted`` covers, ready to stream.
 
     ``count=False``: no progress bar will be drawn, so the rows are not counted first (a query
-    of its own, seconds on millions of rows) and ``total`` is 0."""
+    of its own, seconds on millions of rows) and ``total`` is 0. ``ids``: only the attendance
+    rows whose id is in this range, both ends included (the attendance level only: an export
+    shared between processes gives each a range)."""
     found = matching_groups(conn, wanted)
     if level == "attendance":
-        return _attendance(conn, found, wanted, count)
+        return _attendance(conn, found, wanted, count, ids)
+    if ids is not None:
+        raise ValueError(f"only the attendance level is split by id, not the {level} level")
     if level == "circle":
         return _circles(conn, found, wanted, count)
     return _people(conn, found, wanted, count)
@@ -207,8 +242,24 @@ def _stream(conn: Connection, query: Select[Any]) -> Iterator[Any]:
         yield from chunk
 
 
-def attendance_query(found: dict[int, GroupRow], wanted: ExportFilter) -> Select[Any]:
-    """One row per attendance (the benchmark runs the same query through the sqlite3 tool)."""
+def attendance_ids(conn: Connection) -> IdRange | None:
+    """The lowest and highest attendance id there is (None for no attendance): read from the key's
+    index, at once however many rows there are."""
+    # Two queries in one: SQLite reads min() and max() from the index only when each is alone.
+    low, high = conn.execute(
+        select(select(func.min(attendance.c.id)).scalar_subquery(), select(func.max(attendance.c.id)).scalar_subquery())
+    ).one()
+    return None if low is None or high is None else (int(low), int(high))
+
+
+def _attendance_clause(found: dict[int, GroupRow], wanted: ExportFilter, ids: IdRange | None) -> ColumnElement[bool]:
+    where = circle_clause(found, wanted)
+    return where if ids is None else where & attendance.c.id.between(*ids)
+
+
+def attendance_query(found: dict[int, GroupRow], wanted: ExportFilter, ids: IdRange | None = None) -> Select[Any]:
+    """One row per attendance, in the order of their ids; only ids in ``ids`` if given (the
+    benchmark runs the same query, without ``ids``, through the sqlite3 tool)."""
     return (
         select(
             circles.c.id,
@@ -228,7 +279,7 @@ def attendance_query(found: dict[int, GroupRow], wanted: ExportFilter) -> Select
                 members, members.c.id == attendance.c.member_id
             )
         )
-        .where(circle_clause(found, wanted))
+        .where(_attendance_clause(found, wanted, ids))
         .order_by(attendance.c.id)
     )
 
@@ -254,29 +305,30 @@ def _chunks(conn: Connection, query: Select[Any]) -> Iterator[Sequence[Any]]:
         result.close()
 
 
-def _attendance(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter, counting: bool) -> Table:
-    query = attendance_query(found, wanted)
+def _attendance(
+    conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter, counting: bool, ids: IdRange | None
+) -> Table:
+    query = attendance_query(found, wanted, ids)
     times = LocalTimes()
 
-    def rows() -> Iterator[tuple[Any, ...]]:
+    def stays() -> Iterator[tuple[Any, ...]]:
         # The hot loop of a million-row export: LocalTimes.day and .minute written out, with the
-        # group's place, zone and offsets looked up once per row.
-        places = {
-            g.id: (g.name, g.region, g.sector, g.platform, g.timezone, g.timezone.key, times.offsets(g.timezone))
-            for g in found.values()
-        }
+        # group's zone and offsets looked up once per row, the circle's date once per circle.
+        # Yields (circle id, group id, script, date, name, person ref, joined and left as local
+        # text, joined and left as times, turns spoken, turns passed): name "" and ref None for
+        # anonymous attendance.
+        zones = {g.id: (g.timezone, times.offsets(g.timezone)) for g in found.values()}
         hours = times._hours
+        last_circle: Any = None
+        day = ""
         for chunk in _chunks(conn, query):
             for circle_id, group_id, script, name, member_id, anonymous, joined, left, spoken, passed, held in chunk:
-                group, region, sector, platform, tz, key, offsets = places[group_id]
-                # The date is the circle's (the one the date filter chose it by), not the join's:
-                # someone who joined at 23:55 a circle that began at 00:05 is in that day's circle.
-                seconds = int(held)
-                offset = offsets.get(seconds // 900)
-                if offset is None:
-                    offset = times.offset(tz, seconds // 900)
-                local = seconds + offset
-                day = (hours.get(local // 3600) or times.hour(local // 3600))[0]
+                tz, offsets = zones[group_id]
+                if circle_id != last_circle:
+                    # The date is the circle's (the one the date filter chose it by), not the join's:
+                    # someone who joined at 23:55 a circle that began at 00:05 is in that day's circle.
+                    last_circle = circle_id
+                    day = times.day(tz, held)
                 if joined is None:
                     start = ""
                 else:
@@ -298,27 +350,82 @@ def _attendance(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilt
                 named = not anonymous and member_id is not None
                 yield (
                     circle_id,
-                    day,
-                    group,
-                    region,
-                    sector,
-                    platform,
+                    group_id,
                     script,
+                    day,
                     (name or "") if named else "",
                     member_id if named else None,
-                    "no" if named else "yes",
                     start,
                     end,
-                    None if joined is None or left is None else round((left - joined) / 60.0, 1),
+                    joined,
+                    left,
                     spoken,
                     passed,
-                    key,
                 )
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        places = {g.id: (g.name, g.region, g.sector, g.platform, g.timezone.key) for g in found.values()}
+        for circle_id, group_id, script, day, name, ref, start, end, joined, left, spoken, passed in stays():
+            group, region, sector, platform, key = places[group_id]
+            yield (
+                circle_id,
+                day,
+                group,
+                region,
+                sector,
+                platform,
+                script,
+                name,
+                ref,
+                "no" if ref is not None else "yes",
+                start,
+                end,
+                None if joined is None or left is None else round((left - joined) / 60.0, 1),
+                spoken,
+                passed,
+                key,
+            )
+
+    def lines() -> Iterator[str]:
+        # The same rows as CSV lines, exactly as csv.writer writes rows() with the typed cells
+        # neutralised: what is the same for a whole circle (its id, date, group and script; the
+        # zone) is written once per circle, and each typed cell once per text (CsvCells).
+        cells = CsvCells()
+        places = {
+            g.id: (
+                f"{cells.text(g.name)},{cells.text(g.region)},{cells.text(g.sector)},{cells.plain(g.platform)},",
+                cells.plain(g.timezone.key),
+            )
+            for g in found.values()
+        }
+        last_circle: Any = None
+        before = ""
+        names = cells.typed
+        tenths = _TENTHS
+        for circle_id, group_id, script, day, name, ref, start, end, joined, left, spoken, passed in stays():
+            if circle_id != last_circle:
+                last_circle = circle_id
+                place, key = places[group_id]
+                before = f"{cells.plain(circle_id)},{day},{place}{cells.text(script)},"
+            who = f"{names.get(name) or cells.text(name)},{ref},no," if ref is not None else ",,yes,"
+            if joined is None or left is None:
+                span = ""
+            else:
+                # str(round(minutes, 1)), the rows' value as the csv module writes it, without
+                # round()'s cost (a decimal conversion): see minutes_text.
+                tens = (left - joined) / 6.0
+                whole = int(tens + 0.5)
+                part = tens + 0.5 - whole
+                if tens > _CLEAR and whole < 10000 and _CLEAR < part < 1.0 - _CLEAR:
+                    span = tenths[whole]
+                else:
+                    span = str(round((left - joined) / 60.0, 1))
+            yield f"{before}{who}{start},{end},{span},{spoken},{passed},{key}\r\n"
 
     # Counted without the join to member (it never adds or drops a row: member.id is its key).
     counted = select(func.count()).select_from(attendance.join(circles, circles.c.id == attendance.c.circle_id))
-    total = int(conn.execute(counted.where(circle_clause(found, wanted))).scalar() or 0) if counting else 0
-    return Table("attendance", ATTENDANCE_COLUMNS, total, rows())
+    total = int(conn.execute(counted.where(_attendance_clause(found, wanted, ids))).scalar() or 0) if counting else 0
+    return Table("attendance", ATTENDANCE_COLUMNS, total, rows(), lines())
 
 
 def _circles(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter, counting: bool) -> Table:

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from typing import IO, Any, TextIO
+from dataclasses import replace
+from typing import IO, TextIO
 
 import click
 from sqlalchemy import Engine
 
 from facilitator.exports.filters import ExportFilter
 from facilitator.exports.levels import Level, Table, table
+from facilitator.exports.parallel import counted, split_for, write_shared_csv
 from facilitator.exports.writers import WRITERS, Format
-
-PROGRESS_EVERY = 1000
-
-
-def _counted(rows: Iterator[tuple[Any, ...]], bar: Any) -> Iterator[tuple[Any, ...]]:
-    done = 0
-    for row in rows:
-        yield row
-        done += 1
-        if done == PROGRESS_EVERY:
-            bar.update(done)
-            done = 0
-    bar.update(done)
 
 
 def export(
@@ -35,10 +23,23 @@ def export(
     out: IO[bytes],
     *,
     progress: TextIO | None = None,
+    workers: int = 1,
+    scratch: str | None = None,
 ) -> int:
     """Write the ``level`` export of ``wanted`` to ``out`` as ``fmt``; returns the rows written.
 
-    ``progress``: a terminal to draw a progress bar on (nothing is drawn otherwise)."""
+    ``progress``: a terminal to draw a progress bar on (nothing is drawn otherwise).
+    ``workers``: processes a large attendance export to CSV may be shared between (forked: only
+    from a process with no threads or event loop of its own, the command line); ``scratch``: the
+    folder for their temporary files (see :mod:`facilitator.exports.parallel`)."""
+    split = split_for(engine, workers) if level == "attendance" and fmt == "csv" else None
+    if split is not None:
+        if progress is None:
+            return write_shared_csv(engine, wanted, out, split, scratch=scratch)
+        with engine.connect() as conn:
+            total = table(conn, level, wanted).total
+        with click.progressbar(length=total, label=f"Exporting {total:,} {level} rows", file=progress) as bar:
+            return write_shared_csv(engine, wanted, out, split, scratch=scratch, bar=bar)
     with engine.connect() as conn:
         found: Table = table(conn, level, wanted, count=progress is not None)
         writer = WRITERS[fmt]
@@ -47,7 +48,8 @@ def export(
         with click.progressbar(
             length=found.total, label=f"Exporting {found.total:,} {level} rows", file=progress
         ) as bar:
-            return writer(found, out, _counted(found.rows, bar))
+            lines = None if found.lines is None else counted(found.lines, bar)
+            return writer(replace(found, rows=counted(found.rows, bar), lines=lines), out, None)
 
 
 def terminal() -> TextIO | None:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
 from facilitator.engine import actions as A
+from facilitator.storage import DEFAULT_URL
 from facilitator.storage.migrate import upgrade
 from facilitator.storage.statements import (
     COUNT_PASSED,
@@ -69,8 +70,6 @@ from facilitator.storage.tables import (
 from facilitator.storage.tables import (
     scripts_table as scripts,
 )
-
-DEFAULT_URL = "sqlite:///facilitator.db"
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,230 @@
+"""The fast ways a large attendance CSV is made write exactly the bytes of the plain way.
+
+The attendance level writes its CSV lines itself (levels.py, ``Table.lines``) instead of handing
+rows to the csv module, and the command line shares a large export between two processes
+(parallel.py). A coordinator must get the same file either way: these tests compare the bytes
+on data built to trip them (names that need quoting or neutralising, empty names, people still
+in a circle, stays of exactly half a tenth of a minute, a stay that ends before it starts, a
+circle that never began).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sqlite3
+from collections.abc import Iterator
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.export_csv import build
+from facilitator.cli import main
+from facilitator.exports import parallel
+from facilitator.exports.cells import CsvCells, neutralised
+from facilitator.exports.filters import ExportFilter
+from facilitator.exports.levels import attendance_ids, minutes_text, table
+from facilitator.exports.run import export
+from facilitator.exports.writers import write_csv
+from facilitator.storage.store import Store
+
+NASTY = (
+    "=cmd|' /C calc'!A0",
+    "+1",
+    "-1",
+    "@SUM(1,2)",
+    "\tTab",
+    "\rReturn",
+    "\nFeed",
+    'Sam "the Tram"',
+    "Comma, Person",
+    "Line\nbreak",
+    "Carriage\rreturn",
+    '"',
+    ",",
+    " ",
+    "None",
+    "Łucja Müller",
+    "日本語の名前",
+    "emoji 🌱",
+    "",
+)
+
+
+@pytest.fixture(scope="module")
+def awkward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A database of 4,000 attendance rows (the benchmark's builder), made awkward."""
+    path = tmp_path_factory.mktemp("speed") / "attendance.db"
+    build(path, 4000, seed=11)
+    db = sqlite3.connect(path)
+    with db:
+        for index, name in enumerate(NASTY):
+            db.execute("UPDATE member SET display_name = ? WHERE id % 23 = ?", (name, index))
+        db.execute("UPDATE member SET display_name = NULL WHERE id % 23 = 22")
+        db.execute('UPDATE "group" SET name = ?, sector = ? WHERE id = 3', ("-Minus, group", '"quoted"\nsector'))
+        db.execute("UPDATE circle SET script_name = ? WHERE rowid % 17 = 0", ("=script, with comma",))
+        db.execute("UPDATE circle SET started_at = NULL WHERE rowid % 29 = 0")  # dated by when it opened
+        db.execute("UPDATE attendance SET left_at = NULL WHERE id % 31 = 0")  # still in the circle
+        db.execute("UPDATE attendance SET left_at = joined_at - 90 WHERE id % 37 = 0")  # ends before it starts
+        for index, seconds in enumerate((3.0, 9.0, 15.0, 0.0, 2.9999999, 3.0000001, 59997.0, 600000.0)):
+            db.execute("UPDATE attendance SET left_at = joined_at + ? WHERE id % 41 = ?", (seconds, index))
+    db.close()
+    store = Store(f"sqlite:///{path}")
+    yield store
+    store.close()
+
+
+def _plain(store: Store, wanted: ExportFilter) -> bytes:
+    """The CSV the csv module writes from the export's rows (the reference)."""
+    out = io.BytesIO()
+    with store.engine.connect() as conn:
+        found = table(conn, "attendance", wanted, count=False)
+        write_csv(found, out, found.rows)  # rows given: the csv module's way, not Table.lines
+    return out.getvalue()
+
+
+FILTERS = (
+    ExportFilter(),
+    ExportFilter(regions=("Wales", "London")),
+    ExportFilter(platforms=("discord",), scripts=("check-in-30", "=script, with comma")),
+    ExportFilter(groups=("-Minus, group",)),
+)
+
+
+@pytest.mark.parametrize("wanted", FILTERS, ids=lambda w: w.describe())
+def test_the_quick_lines_are_the_csv_modules_bytes(awkward: Store, wanted: ExportFilter) -> None:
+    quick = io.BytesIO()
+    assert export(awkward.engine, "attendance", "csv", wanted, quick) > 0
+    reference = _plain(awkward, wanted)
+    assert quick.getvalue() == reference
+    text = reference.decode("utf-8-sig")
+    assert "'=cmd|' /C calc'!A0" in text and '"Line\nbreak"' in text  # the data did need care
+
+
+@pytest.mark.parametrize("wanted", FILTERS, ids=lambda w: w.describe())
+def test_two_processes_write_what_one_writes(
+    awkward: Store, wanted: ExportFilter, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counted_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(parallel, "SPLIT_FROM", 100)
+    monkeypatch.setattr(parallel.os, "fork", counted_fork)
+    one = io.BytesIO()
+    export(awkward.engine, "attendance", "csv", wanted, one, workers=1)
+    assert forks == []
+    with open(tmp_path / "shared.csv", "wb") as out:
+        count = export(awkward.engine, "attendance", "csv", wanted, out, workers=2, scratch=str(tmp_path))
+    assert len(forks) == 1, "the export was not shared"
+    assert (tmp_path / "shared.csv").read_bytes() == one.getvalue() == _plain(awkward, wanted)
+    assert count == len(list(csv.reader(io.StringIO(one.getvalue().decode("utf-8-sig"))))) - 1
+    assert os.listdir(tmp_path) == ["shared.csv"]  # the helper's temporary file left nothing
+
+
+def test_a_progress_bar_is_told_every_row_of_both_processes(awkward: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Bar:
+        done = 0
+
+        def update(self, n: int) -> None:
+            self.done += n
+
+    monkeypatch.setattr(parallel, "SPLIT_FROM", 100)
+    split = parallel.split_for(awkward.engine, 2)
+    assert split is not None and len(split) == 2
+    bar, out = Bar(), io.BytesIO()
+    count = parallel.write_shared_csv(awkward.engine, ExportFilter(), out, split, bar=bar)
+    assert count == bar.done == 4000
+    assert out.getvalue() == _plain(awkward, ExportFilter())
+
+
+def test_a_failed_helper_process_leaves_no_half_file_and_says_why(
+    awkward: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    parent = os.getpid()
+    real_write = parallel.write_csv
+
+    def failing_in_the_child(*args: Any, **kwargs: Any) -> int:
+        if os.getpid() != parent:
+            raise OSError(28, "No space left on device")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "SPLIT_FROM", 100)
+    monkeypatch.setattr(parallel, "workers_available", lambda: 2)
+    monkeypatch.setattr(parallel, "write_csv", failing_in_the_child)
+    out = tmp_path / "attendance.csv"
+    result = CliRunner().invoke(main, ["export", "--db", awkward.url, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "No space left on device" in result.output
+    assert "was removed (it was incomplete): run the export again" in result.output
+    assert not out.exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_small_exports_and_empty_databases_stay_in_one_process(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        with store.engine.connect() as conn:
+            assert attendance_ids(conn) is None
+        assert parallel.split_for(store.engine, 2) is None
+        out = io.BytesIO()
+        assert export(store.engine, "attendance", "csv", ExportFilter(), out, workers=2) == 0
+        assert out.getvalue().decode("utf-8-sig").startswith("circle,date,group")
+    finally:
+        store.close()
+
+
+def test_the_bot_never_shares_an_export_between_processes() -> None:
+    """Forking a process with threads and an event loop is unsafe: only the CLI asks for workers."""
+    assert export.__kwdefaults__ is not None and export.__kwdefaults__["workers"] == 1
+    source = (Path(__file__).resolve().parent.parent / "facilitator" / "rights.py").read_text(encoding="utf-8")
+    assert "workers" not in source
+
+
+@given(st.integers(min_value=-(10**6), max_value=10**6), st.integers(min_value=1, max_value=10**5), st.data())
+def test_ranges_cover_every_id_once_in_order(low: int, span: int, data: st.DataObject) -> None:
+    parts = data.draw(st.integers(min_value=1, max_value=8))
+    found = parallel.ranges(low, low + span - 1, parts)
+    assert found[0][0] == low and found[-1][1] == low + span - 1
+    assert all(a[1] + 1 == b[0] for a, b in pairwise(found))
+    assert all(first <= last for first, last in found)
+    assert len(found) == min(parts, span)
+
+
+times = st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=3000)
+@given(times, st.one_of(st.floats(min_value=-1e6, max_value=1e6), st.integers(-(10**6), 10**6).map(float)))
+def test_minutes_text_is_str_of_round(start: float, seconds: float) -> None:
+    end = start + seconds
+    assert minutes_text(start, end) == str(round((end - start) / 60.0, 1))
+
+
+@pytest.mark.parametrize("seconds", [0.0, 3.0, 9.0, 15.0, 2.9999999, 3.0000001, 27.0, 59997.0, 600000.0, -3.0, -0.1])
+def test_minutes_text_on_ties_and_edges(seconds: float) -> None:
+    for start in (0.0, 1_700_000_000.123, 1_800_000_000.5):
+        end = start + seconds
+        assert minutes_text(start, end) == str(round((end - start) / 60.0, 1))
+
+
+@given(st.lists(st.one_of(st.none(), st.text(), st.sampled_from(NASTY), st.integers()), min_size=2, max_size=6))
+def test_cells_are_what_the_csv_module_writes(values: list[object]) -> None:
+    written = io.StringIO()
+    csv.writer(written).writerow([neutralised(v) for v in values])
+    cells = CsvCells()
+    assert ",".join(cells.text(v) for v in values) + "\r\n" == written.getvalue()
+    written = io.StringIO()
+    csv.writer(written).writerow(values)
+    assert ",".join(cells.plain(v) for v in values) + "\r\n" == written.getvalue()
