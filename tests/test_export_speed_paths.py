@@ -121,7 +121,7 @@ def test_two_processes_write_what_one_writes(
         return pid
 
     monkeypatch.setattr(parallel, "SPLIT_FROM", 100)
-    monkeypatch.setattr(parallel.os, "fork", counted_fork)
+    monkeypatch.setattr(os, "fork", counted_fork)
     one = io.BytesIO()
     export(awkward.engine, "attendance", "csv", wanted, one, workers=1)
     assert forks == []
@@ -153,7 +153,7 @@ def test_a_failed_helper_process_leaves_no_half_file_and_says_why(
     awkward: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     parent = os.getpid()
-    real_write = parallel.write_csv
+    real_write = write_csv
 
     def failing_in_the_child(*args: Any, **kwargs: Any) -> int:
         if os.getpid() != parent:
