@@ -123,7 +123,7 @@ def _write_lines(parts: list[str], lines: Iterable[str], out: IO[bytes]) -> int:
     for line in lines:
         count += 1
         parts.append(line)
-        if len(parts) >= 8192:
+        if len(parts) >= 2048:
             out.write("".join(parts).encode("utf-8"))
             parts.clear()
     out.write("".join(parts).encode("utf-8"))
