@@ -80,7 +80,8 @@ class _Helper:
 
     ids: IdRange
     pid: int
-    spill: IO[bytes]
+    spill: IO[bytes] | None
+    """Its temporary file (None: it writes straight to the output)."""
     report: int
     heard: bytes = b""
     count: int | None = None
@@ -100,10 +101,17 @@ class _Told:
 
 
 def _child(
-    engine: Engine, wanted: ExportFilter, ids: IdRange, first: bool, spill: IO[bytes], report: int, progress: bool
+    engine: Engine,
+    wanted: ExportFilter,
+    ids: IdRange,
+    first: bool,
+    target: IO[bytes] | int,
+    report: int,
+    progress: bool,
 ) -> NoReturn:
-    """In a forked child: write ``ids``'s lines to ``spill`` (with the header if ``first``), telling
-    the parent on ``report`` how far it is (``+n``) and how it ended (``=count`` or ``!why``); exit."""
+    """In a forked child: write ``ids``'s lines to ``target`` (a temporary file, or the output's file
+    descriptor; with the header if ``first``), telling the parent on ``report`` how far it is
+    (``+n``) and how it ended (``=count`` or ``!why``); exit."""
     code = 1
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -113,8 +121,9 @@ def _child(
             found = table(conn, "attendance", wanted, count=False, ids=ids)
             if progress and found.lines is not None:
                 found = replace(found, lines=counted(found.lines, _Told(report)))
-            count = write_csv(found, spill, header=first)
-        spill.flush()
+            with open(target, "wb", closefd=False) if isinstance(target, int) else target as into:
+                count = write_csv(found, into, header=first)
+                into.flush()
         os.write(report, f"={count}\n".encode())
         code = 0
     except BaseException as error:  # the parent says what went wrong
@@ -126,20 +135,28 @@ def _child(
 
 
 def _start(
-    engine: Engine, wanted: ExportFilter, ids: IdRange, first: bool, scratch: str | None, progress: bool
+    engine: Engine,
+    wanted: ExportFilter,
+    ids: IdRange,
+    first: bool,
+    scratch: str | None,
+    progress: bool,
+    direct: int | None = None,
 ) -> _Helper:
-    spill: IO[bytes] = tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115 - closed by _stop
+    """A child writing ``ids``: to ``direct`` (a file descriptor) if given, else to a temporary file."""
+    spill: IO[bytes] | None = None if direct is not None else tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115
     read, write = os.pipe()
     try:
         pid = os.fork()
     except OSError:
         os.close(read)
         os.close(write)
-        spill.close()
+        if spill is not None:
+            spill.close()
         raise
     if pid == 0:
         os.close(read)
-        _child(engine, wanted, ids, first, spill, write, progress)
+        _child(engine, wanted, ids, first, spill if spill is not None else direct or 0, write, progress)
     os.close(write)
     return _Helper(ids, pid, spill, read)
 
@@ -188,7 +205,8 @@ def _stop(helper: _Helper) -> None:
         helper.ended = True
     with contextlib.suppress(OSError):
         os.close(helper.report)
-    helper.spill.close()
+    if helper.spill is not None:
+        helper.spill.close()
 
 
 PROGRESS_EVERY = 1000
@@ -207,16 +225,21 @@ def counted(rows: Iterator[T], bar: Any) -> Iterator[T]:
     bar.update(done)
 
 
+def _fileno(out: IO[bytes]) -> int | None:
+    """The file descriptor under ``out``, if it has one (not an in-memory buffer)."""
+    try:
+        return out.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+        return None
+
+
 def _append(spill: IO[bytes], out: IO[bytes]) -> None:
     """All of ``spill`` after what ``out`` holds: copied by the kernel where both are files or
     pipes (no trip through this process's memory), else read and written a megabyte at a time."""
     spill.flush()
     size = os.fstat(spill.fileno()).st_size
-    try:
-        target = out.fileno()
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
-        target = -1
-    if target >= 0:
+    target = _fileno(out)
+    if target is not None:
         out.flush()
         offset = 0
         try:
@@ -245,17 +268,24 @@ def write_shared_csv(
     """The attendance export of ``wanted`` as CSV to ``out``, each range of ``split`` written by a
     forked child; returns the rows written.
 
+    The first child writes straight to ``out``'s file descriptor when it has one (a file, a pipe:
+    nothing of it is written here until that child has ended), the others to temporary files
+    that are copied after it in order.
+
     ``scratch``: the folder for the children's temporary files (default: the system's).
     ``bar``: a progress bar, told of the rows as the children write them (its ``update(n)``)."""
     out.flush()
+    direct = _fileno(out)
     helpers: list[_Helper] = []
     try:
         for index, ids in enumerate(split):
-            helpers.append(_start(engine, wanted, ids, index == 0, scratch, bar is not None))
+            first = index == 0
+            helpers.append(_start(engine, wanted, ids, first, scratch, bar is not None, direct if first else None))
         _follow(helpers, bar)
         total = 0
         for helper in helpers:
-            _append(helper.spill, out)
+            if helper.spill is not None:
+                _append(helper.spill, out)
             total += helper.count or 0
         return total
     finally:
