@@ -10,13 +10,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
-from sqlmodel import SQLModel
 
-import facilitator.storage.tables  # noqa: F401  (registers the tables)
 from facilitator.engine.circle import Circle
 from facilitator.runtime.library import ScriptLibrary
 from facilitator.storage.migrate import HEAD, alembic_config, revision
 from facilitator.storage.store import Store, make_engine
+from facilitator.storage.tables import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,7 +25,7 @@ def test_the_migrations_match_the_tables(url_fixture: str, request: pytest.Fixtu
     store = Store(request.getfixturevalue(url_fixture))  # runs the migrations
     try:
         with store.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == [], f"the tables and the migrations differ; add a migration: {diff}"
     finally:
         store.close()

@@ -137,7 +137,7 @@ def circle_clause(found: dict[int, GroupRow], wanted: ExportFilter) -> ColumnEle
         by_zone[group.timezone.key].append(group.id)
     parts = []
     for key, ids in sorted(by_zone.items()):
-        clause = [circles.c.group_id.in_(sorted(ids))]
+        clause: list[ColumnElement[bool]] = [circles.c.group_id.in_(sorted(ids))]
         start, end = local_day_bounds(wanted.since, wanted.until, ZoneInfo(key))
         if start is not None:
             clause.append(start <= CIRCLE_TIME)

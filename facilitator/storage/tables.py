@@ -1,4 +1,4 @@
-"""The database tables (sqlmodel). Attendance and consent, never what anybody said.
+"""The database tables (SQLAlchemy Core). Attendance and consent, never what anybody said.
 
 - ``group``: a room on a platform that holds circles, with its region and sector.
 - ``member``: a person by platform id and display name; anonymous attendees never get a row.
@@ -26,177 +26,179 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+"""All the tables: what the migrations must build (``tests/test_migrations.py`` compares them)."""
 
 
-class Group(SQLModel, table=True):
-    """A room on a platform where circles meet."""
+def _column(name: str, *args: Any, **kwargs: Any) -> Column[Any]:
+    """A column named by a plain ``str``, as the sqlmodel tables' columns were.
 
-    __tablename__ = "group"
-    __table_args__ = (UniqueConstraint("platform", "room"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    platform: str = Field(max_length=32)
-    room: str = Field(max_length=255)
-    name: str | None = Field(default=None, max_length=255)
-    region: str | None = Field(default=None, max_length=120)
-    sector: str | None = Field(default=None, max_length=120)
-    timezone: str = Field(default="UTC", max_length=64)
+    ``Column("name", ...)`` would make the name a ``quoted_name`` (a ``str`` subclass), and so the
+    keys of every result row too: orjson refuses those as dict keys (``rights.my_data``'s rows).
+    """
+    column: Column[Any] = Column(*args, **kwargs)
+    column.name = column.key = name
+    return column
 
 
-class Member(SQLModel, table=True):
-    """A named participant or facilitator, by platform-neutral key (``console:sam``)."""
+# A room on a platform where circles meet.
+groups_table = Table(
+    "group",
+    metadata,
+    _column("id", Integer, primary_key=True),
+    _column("platform", String(32), nullable=False),
+    _column("room", String(255), nullable=False),
+    _column("name", String(255), nullable=True),
+    _column("region", String(120), nullable=True),
+    _column("sector", String(120), nullable=True),
+    _column("timezone", String(64), nullable=False, default="UTC"),
+    UniqueConstraint("platform", "room"),
+)
 
-    __tablename__ = "member"
+# A named participant or facilitator, by platform-neutral key (``console:sam``).
+members_table = Table(
+    "member",
+    metadata,
+    _column("id", Integer, primary_key=True),
+    _column("key", String(320), nullable=False, unique=True),
+    _column("platform", String(32), nullable=False),
+    _column("display_name", String(255), nullable=True),
+    _column("created_at", Float, nullable=False),
+)
 
-    id: int | None = Field(default=None, primary_key=True)
-    key: str = Field(max_length=320, unique=True)
-    platform: str = Field(max_length=32)
-    display_name: str | None = Field(default=None, max_length=255)
-    created_at: float
+# The exact text of a script some circle ran, once per text (circles refer to it by hash).
+scripts_table = Table(
+    "script",
+    metadata,
+    _column("hash", String(64), primary_key=True),
+    _column("name", String(120), nullable=False),
+    _column("text", Text, nullable=False),
+)
 
+# One circle: a run of a script in a group. ``script_hash`` is the script it ran, a row of
+# ``script`` (no declared foreign key: SQLite cannot add one in place).
+circles_table = Table(
+    "circle",
+    metadata,
+    _column("id", String(32), primary_key=True),
+    _column("group_id", Integer, ForeignKey("group.id"), nullable=False, index=True),
+    _column("script_name", String(120), nullable=False),
+    _column("title", String(255), nullable=False),
+    _column("script_hash", String(64), nullable=False),
+    _column("facilitator_id", Integer, ForeignKey("member.id"), nullable=True),
+    _column("status", String(16), nullable=False),
+    _column("opened_at", Float, nullable=False),
+    _column("started_at", Float, nullable=True),
+    _column("ended_at", Float, nullable=True),
+    _column("updated_at", Float, nullable=False),
+    _column("next_deadline", Float, nullable=True),
+    _column("seat_salt", String(64), nullable=True),
+    _column("state_json", Text, nullable=False),
+    Index("ix_circle_open", "status", "next_deadline"),
+    Index("ix_circle_started_at", "started_at"),
+)
 
-class ScriptRow(SQLModel, table=True):
-    """The exact text of a script some circle ran, once per text (circles refer to it by hash)."""
+# A span of time someone was in a circle; counts of turns, never words.
+attendance_table = Table(
+    "attendance",
+    metadata,
+    _column("id", Integer, primary_key=True),
+    _column("circle_id", String(32), ForeignKey("circle.id"), nullable=False),
+    _column("member_id", Integer, ForeignKey("member.id"), nullable=True, index=True),
+    _column("anonymous", Boolean, nullable=False, default=False),
+    _column("seat", String(32), nullable=True),
+    _column("joined_at", Float, nullable=False),
+    _column("left_at", Float, nullable=True),
+    _column("turns_spoken", Integer, nullable=False, default=0),
+    _column("turns_passed", Integer, nullable=False, default=0),
+    Index("ix_attendance_seat", "circle_id", "seat"),
+    Index("ix_attendance_joined_at", "joined_at"),
+)
 
-    __tablename__ = "script"
+# One line of the append-only consent ledger. ``lawful_basis`` is the lawful basis the
+# deployment relied on when the entry was made (None before it was kept).
+consent_table = Table(
+    "consent",
+    metadata,
+    _column("id", Integer, primary_key=True),
+    _column("member_id", Integer, ForeignKey("member.id"), nullable=True, index=True),
+    _column("anonymous", Boolean, nullable=False, default=False),
+    _column("scope", String(32), nullable=False),
+    _column("decision", String(16), nullable=False),
+    _column("text_hash", String(64), nullable=False),
+    _column("text_version", String(40), nullable=False),
+    _column("at", Float, nullable=False),
+    _column("circle_id", String(32), ForeignKey("circle.id"), nullable=True),
+    _column("group_id", Integer, ForeignKey("group.id"), nullable=True),
+    _column("via", String(32), nullable=False),
+    _column("lawful_basis", String(40), nullable=True),
+)
 
-    hash: str = Field(primary_key=True, max_length=64)
-    name: str = Field(max_length=120)
-    text: str = Field(sa_column=Column(Text, nullable=False))
+# A facilitator's accepted action.
+audit_table = Table(
+    "audit",
+    metadata,
+    _column("id", Integer, primary_key=True),
+    _column("circle_id", String(32), ForeignKey("circle.id"), nullable=False, index=True),
+    _column("actor_id", Integer, ForeignKey("member.id"), nullable=True),
+    _column("action", String(32), nullable=False),
+    _column("detail", String(255), nullable=False, default=""),
+    _column("at", Float, nullable=False),
+)
 
+# A prompt put to a group, for rotation.
+prompt_use_table = Table(
+    "prompt_use",
+    metadata,
+    _column("id", Integer, primary_key=True),
+    _column("group_id", Integer, ForeignKey("group.id"), nullable=False),
+    _column("bank", String(64), nullable=False),
+    _column("prompt_id", String(64), nullable=False),
+    _column("at", Float, nullable=False),
+    Index("ix_prompt_use_group_bank", "group_id", "bank", "at"),
+)
 
-class CircleRow(SQLModel, table=True):
-    """One circle: a run of a script in a group."""
+# An incoming message whose effect is kept (its platform id only, never its content).
+handled_table = Table(
+    "handled_event",
+    metadata,
+    _column("platform", String(32), primary_key=True),
+    _column("source", String(255), primary_key=True),
+    _column("at", Float, nullable=False, index=True),
+)
 
-    __tablename__ = "circle"
-    __table_args__ = (Index("ix_circle_open", "status", "next_deadline"), Index("ix_circle_started_at", "started_at"))
+# Lines the bot will say, kept until they are sent (then deleted).
+outbox_table = Table(
+    "outbox",
+    metadata,
+    _column("id", Integer, primary_key=True),
+    _column("platform", String(32), nullable=False),
+    _column("room", String(255), nullable=False),
+    _column("key", String(255), nullable=False, index=True),
+    _column("lines_json", Text, nullable=False),
+    _column("at", Float, nullable=False),
+)
 
-    id: str = Field(primary_key=True, max_length=32)
-    group_id: int = Field(foreign_key="group.id", index=True)
-    script_name: str = Field(max_length=120)
-    title: str = Field(max_length=255)
-    script_hash: str = Field(max_length=64)
-    """The script it ran, a row of ``script`` (no declared foreign key: SQLite cannot add one in place)."""
-    facilitator_id: int | None = Field(default=None, foreign_key="member.id")
-    status: str = Field(max_length=16)
-    opened_at: float
-    started_at: float | None = None
-    ended_at: float | None = None
-    updated_at: float
-    next_deadline: float | None = None
-    seat_salt: str | None = Field(default=None, max_length=64)
-    state_json: str = Field(sa_column=Column(Text, nullable=False))
-
-
-class Attendance(SQLModel, table=True):
-    """A span of time someone was in a circle; counts of turns, never words."""
-
-    __tablename__ = "attendance"
-    __table_args__ = (
-        Index("ix_attendance_seat", "circle_id", "seat"),
-        Index("ix_attendance_joined_at", "joined_at"),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    circle_id: str = Field(foreign_key="circle.id", max_length=32)
-    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
-    anonymous: bool = False
-    seat: str | None = Field(default=None, max_length=32)
-    joined_at: float
-    left_at: float | None = None
-    turns_spoken: int = 0
-    turns_passed: int = 0
-
-
-class ConsentEntry(SQLModel, table=True):
-    """One line of the append-only consent ledger."""
-
-    __tablename__ = "consent"
-
-    id: int | None = Field(default=None, primary_key=True)
-    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
-    anonymous: bool = False
-    scope: str = Field(max_length=32)
-    decision: str = Field(max_length=16)
-    text_hash: str = Field(max_length=64)
-    text_version: str = Field(max_length=40)
-    at: float
-    circle_id: str | None = Field(default=None, foreign_key="circle.id", max_length=32)
-    group_id: int | None = Field(default=None, foreign_key="group.id")
-    via: str = Field(max_length=32)
-    lawful_basis: str | None = Field(default=None, max_length=40)
-    """The lawful basis the deployment relied on when the entry was made (None before it was kept)."""
-
-
-class AuditEntry(SQLModel, table=True):
-    """A facilitator's accepted action."""
-
-    __tablename__ = "audit"
-
-    id: int | None = Field(default=None, primary_key=True)
-    circle_id: str = Field(foreign_key="circle.id", max_length=32, index=True)
-    actor_id: int | None = Field(default=None, foreign_key="member.id")
-    action: str = Field(max_length=32)
-    detail: str = Field(default="", max_length=255)
-    at: float
-
-
-class PromptUse(SQLModel, table=True):
-    """A prompt put to a group, for rotation."""
-
-    __tablename__ = "prompt_use"
-    __table_args__ = (Index("ix_prompt_use_group_bank", "group_id", "bank", "at"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    group_id: int = Field(foreign_key="group.id")
-    bank: str = Field(max_length=64)
-    prompt_id: str = Field(max_length=64)
-    at: float
-
-
-class HandledEvent(SQLModel, table=True):
-    """An incoming message whose effect is kept (its platform id only, never its content)."""
-
-    __tablename__ = "handled_event"
-
-    platform: str = Field(primary_key=True, max_length=32)
-    source: str = Field(primary_key=True, max_length=255)
-    at: float = Field(index=True)
-
-
-class OutboxEntry(SQLModel, table=True):
-    """Lines the bot will say, kept until they are sent (then deleted)."""
-
-    __tablename__ = "outbox"
-
-    id: int | None = Field(default=None, primary_key=True)
-    platform: str = Field(max_length=32)
-    room: str = Field(max_length=255)
-    key: str = Field(max_length=255, index=True)
-    lines_json: str = Field(sa_column=Column(Text, nullable=False))
-    at: float
-
-
-class AdapterState(SQLModel, table=True):
-    """A value an adapter keeps across restarts, by key (``matrix:@bot:example.org:sync``)."""
-
-    __tablename__ = "adapter_state"
-
-    key: str = Field(primary_key=True, max_length=320)
-    value: str = Field(sa_column=Column(Text, nullable=False))
-
-
-# The SQLAlchemy Core tables, for the store's statements (sqlmodel declares ``__table__`` untyped).
-attendance_table = Attendance.__table__  # type: ignore[attr-defined]
-audit_table = AuditEntry.__table__  # type: ignore[attr-defined]
-circles_table = CircleRow.__table__  # type: ignore[attr-defined]
-consent_table = ConsentEntry.__table__  # type: ignore[attr-defined]
-groups_table = Group.__table__  # type: ignore[attr-defined]
-members_table = Member.__table__  # type: ignore[attr-defined]
-prompt_use_table = PromptUse.__table__  # type: ignore[attr-defined]
-scripts_table = ScriptRow.__table__  # type: ignore[attr-defined]
-handled_table = HandledEvent.__table__  # type: ignore[attr-defined]
-outbox_table = OutboxEntry.__table__  # type: ignore[attr-defined]
-adapter_state_table = AdapterState.__table__  # type: ignore[attr-defined]
+# A value an adapter keeps across restarts, by key (``matrix:@bot:example.org:sync``).
+adapter_state_table = Table(
+    "adapter_state",
+    metadata,
+    _column("key", String(320), primary_key=True),
+    _column("value", Text, nullable=False),
+)

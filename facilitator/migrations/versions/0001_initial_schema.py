@@ -8,7 +8,6 @@ Create Date: 2026-11-23 10:58:15.502432
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision = "0001"
@@ -22,41 +21,41 @@ def upgrade() -> None:
     op.create_table(
         "group",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("room", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
-        sa.Column("region", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
-        sa.Column("sector", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
-        sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("platform", sa.String(length=32), nullable=False),
+        sa.Column("room", sa.String(length=255), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=True),
+        sa.Column("region", sa.String(length=120), nullable=True),
+        sa.Column("sector", sa.String(length=120), nullable=True),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("platform", "room"),
     )
     op.create_table(
         "member",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
-        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("display_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("key", sa.String(length=320), nullable=False),
+        sa.Column("platform", sa.String(length=32), nullable=False),
+        sa.Column("display_name", sa.String(length=255), nullable=True),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("key"),
     )
     op.create_table(
         "circle",
-        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("group_id", sa.Integer(), nullable=False),
-        sa.Column("script_name", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
-        sa.Column("title", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("script_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("script_name", sa.String(length=120), nullable=False),
+        sa.Column("title", sa.String(length=255), nullable=False),
+        sa.Column("script_hash", sa.String(length=64), nullable=False),
         sa.Column("script_text", sa.Text(), nullable=False),
         sa.Column("facilitator_id", sa.Integer(), nullable=True),
-        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("opened_at", sa.Float(), nullable=False),
         sa.Column("started_at", sa.Float(), nullable=True),
         sa.Column("ended_at", sa.Float(), nullable=True),
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.Column("next_deadline", sa.Float(), nullable=True),
-        sa.Column("seat_salt", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("seat_salt", sa.String(length=64), nullable=True),
         sa.Column("state_json", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["facilitator_id"],
@@ -76,8 +75,8 @@ def upgrade() -> None:
         "prompt_use",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("group_id", sa.Integer(), nullable=False),
-        sa.Column("bank", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("prompt_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("bank", sa.String(length=64), nullable=False),
+        sa.Column("prompt_id", sa.String(length=64), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["group_id"],
@@ -91,10 +90,10 @@ def upgrade() -> None:
     op.create_table(
         "attendance",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("circle_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("circle_id", sa.String(length=32), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=True),
         sa.Column("anonymous", sa.Boolean(), nullable=False),
-        sa.Column("seat", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("seat", sa.String(length=32), nullable=True),
         sa.Column("joined_at", sa.Float(), nullable=False),
         sa.Column("left_at", sa.Float(), nullable=True),
         sa.Column("turns_spoken", sa.Integer(), nullable=False),
@@ -116,10 +115,10 @@ def upgrade() -> None:
     op.create_table(
         "audit",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("circle_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("circle_id", sa.String(length=32), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
-        sa.Column("action", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("detail", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("detail", sa.String(length=255), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["actor_id"],
@@ -139,14 +138,14 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=True),
         sa.Column("anonymous", sa.Boolean(), nullable=False),
-        sa.Column("scope", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("decision", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("text_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("text_version", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("scope", sa.String(length=32), nullable=False),
+        sa.Column("decision", sa.String(length=16), nullable=False),
+        sa.Column("text_hash", sa.String(length=64), nullable=False),
+        sa.Column("text_version", sa.String(length=40), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
-        sa.Column("circle_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("circle_id", sa.String(length=32), nullable=True),
         sa.Column("group_id", sa.Integer(), nullable=True),
-        sa.Column("via", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("via", sa.String(length=32), nullable=False),
         sa.ForeignKeyConstraint(
             ["circle_id"],
             ["circle.id"],

@@ -12,7 +12,6 @@ Create Date: 2026-11-23
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision = "0002"
@@ -24,8 +23,8 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "script",
-        sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("hash"),
     )

@@ -14,7 +14,6 @@ Create Date: 2026-11-23
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision = "0003"
@@ -26,8 +25,8 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "handled_event",
-        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("platform", sa.String(length=32), nullable=False),
+        sa.Column("source", sa.String(length=255), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("platform", "source"),
     )
@@ -35,9 +34,9 @@ def upgrade() -> None:
     op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("room", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("platform", sa.String(length=32), nullable=False),
+        sa.Column("room", sa.String(length=255), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("lines_json", sa.Text(), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -45,7 +44,7 @@ def upgrade() -> None:
     op.create_index("ix_outbox_key", "outbox", ["key"])
     op.create_table(
         "adapter_state",
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
+        sa.Column("key", sa.String(length=320), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )

@@ -14,7 +14,6 @@ Create Date: 2026-11-23
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 revision = "0004"
@@ -25,7 +24,7 @@ depends_on = None
 
 def upgrade() -> None:
     # ADD COLUMN in place (no batch copy): a copy would drop and recreate the append-only table.
-    op.add_column("consent", sa.Column("lawful_basis", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True))
+    op.add_column("consent", sa.Column("lawful_basis", sa.String(length=40), nullable=True))
     op.create_index("ix_attendance_joined_at", "attendance", ["joined_at"])
     op.create_index("ix_circle_started_at", "circle", ["started_at"])
 
