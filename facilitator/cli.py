@@ -15,6 +15,7 @@ The database is ``--db`` or ``FACILITATOR_DATABASE_URL`` (default: ``sqlite:///f
 
 from __future__ import annotations
 
+import stat
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -222,6 +223,23 @@ def _wanted(name: str, opts: dict[str, Any]) -> tuple[str, Any]:
     return url, replace(wanted, group_ids=ids)
 
 
+def _incomplete(out_path: str | None) -> str:
+    """What became of an export's output when the export failed, and what to do."""
+    import os
+
+    if out_path is None:
+        return "What was written above is incomplete: run the export again."
+    try:
+        ordinary = stat.S_ISREG(os.lstat(out_path).st_mode)  # not a link, a device, a pipe
+        if ordinary:
+            os.remove(out_path)
+    except OSError:
+        ordinary = False
+    if ordinary:
+        return f"{out_path} was removed (it was incomplete): run the export again."
+    return f"What was written to {out_path} is incomplete: run the export again."
+
+
 def _fail(name: str, message: str) -> NoReturn:
     click.echo(f"facilitator {name}: {message}", err=True)
     sys.exit(2)
@@ -259,8 +277,9 @@ def export(level: str, fmt: str | None, out_path: str | None, **opts: Any) -> No
         _fail("export", "an XLSX file cannot be shown in a terminal: add --out attendance.xlsx")
     url, wanted = _wanted("export", opts)
     store = Store(url)  # migrates an older database before reading it
-    # A large attendance CSV is shared between two processes where there are two cores
-    # (facilitator/exports/parallel.py); their temporary file goes beside --out.
+    # A large attendance CSV is shared between two helper processes where there are two cores
+    # (facilitator/exports/parallel.py); their temporary file goes beside --out when --out is
+    # an ordinary file (not /dev/null or a pipe: then the system's temporary folder).
     workers, progress = workers_available(), terminal()
     kind = cast("Level", level)
     try:
@@ -269,15 +288,15 @@ def export(level: str, fmt: str | None, out_path: str | None, **opts: Any) -> No
             count = run_export(store.engine, kind, chosen, wanted, out_stream, progress=progress, workers=workers)
         else:
             with open(out_path, "wb") as out:
-                scratch = os.path.dirname(os.path.abspath(out_path))
+                ordinary = stat.S_ISREG(os.fstat(out.fileno()).st_mode)
+                scratch = os.path.dirname(os.path.abspath(out_path)) if ordinary else None
                 count = run_export(
                     store.engine, kind, chosen, wanted, out, progress=progress, workers=workers, scratch=scratch
                 )
     except ExportFailed as error:
-        if out_path is not None:
-            os.remove(out_path)
-            _fail("export", f"{error}. {out_path} was removed (it was incomplete): run the export again.")
-        _fail("export", f"{error}. What was written above is incomplete: run the export again.")
+        if error.reader_gone:
+            sys.exit(1)  # `export | head`: what was wanted was read
+        _fail("export", f"{error}. {_incomplete(out_path)}")
     finally:
         store.close()
     where = f" to {out_path}" if out_path else ""

@@ -13,7 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -81,12 +85,21 @@ def awkward(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 
 def _plain(store: Store, wanted: ExportFilter) -> bytes:
-    """The CSV the csv module writes from the export's rows (the reference)."""
-    out = io.BytesIO()
+    """The CSV the csv module alone writes from the export's rows, typed cells neutralised (the
+    reference: no quick path of ours in it)."""
+    text = io.StringIO()
+    writer = csv.writer(text)
     with store.engine.connect() as conn:
         found = table(conn, "attendance", wanted, count=False)
-        write_csv(found, out, found.rows)  # rows given: the csv module's way, not Table.lines
-    return out.getvalue()
+        writer.writerow([c.name for c in found.columns])
+        typed = [c.typed for c in found.columns]
+        for row in found.rows:
+            writer.writerow([neutralised(v) if t else v for v, t in zip(row, typed, strict=True)])
+    return ("\ufeff" + text.getvalue()).encode("utf-8")
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
 
 
 FILTERS = (
@@ -120,17 +133,35 @@ def test_two_processes_write_what_one_writes(
             forks.append(pid)
         return pid
 
-    monkeypatch.setattr(parallel, "SPLIT_FROM", 100)
+    monkeypatch.setattr(parallel, "SPLIT_FROM", 50)
     monkeypatch.setattr(os, "fork", counted_fork)
     one = io.BytesIO()
     export(awkward.engine, "attendance", "csv", wanted, one, workers=1)
     assert forks == []
+    before = _open_fds()
     with open(tmp_path / "shared.csv", "wb") as out:
         count = export(awkward.engine, "attendance", "csv", wanted, out, workers=2, scratch=str(tmp_path))
+    awkward.engine.dispose()
+    assert _open_fds() <= before  # no pipe or temporary file left open
     assert len(forks) == 2, "the export was not shared between two helper processes"
     assert (tmp_path / "shared.csv").read_bytes() == one.getvalue() == _plain(awkward, wanted)
     assert count == len(list(csv.reader(io.StringIO(one.getvalue().decode("utf-8-sig"))))) - 1
-    assert os.listdir(tmp_path) == ["shared.csv"]  # the helper's temporary file left nothing
+
+
+def test_a_filter_matching_few_rows_stays_in_one_process(awkward: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "SPLIT_FROM", 1000)
+    assert parallel.split_for(awkward.engine, 2, ExportFilter(groups=("-Minus, group",))) is None  # ~110 rows
+    assert parallel.split_for(awkward.engine, 2) is not None  # 4,000
+
+
+def test_the_caches_starting_again_changes_nothing(awkward: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from facilitator.exports import cells, levels
+
+    monkeypatch.setattr(cells, "CACHE_LIMIT", 3)
+    monkeypatch.setattr(levels, "CACHE_LIMIT", 3)
+    quick = io.BytesIO()
+    export(awkward.engine, "attendance", "csv", ExportFilter(), quick)
+    assert quick.getvalue() == _plain(awkward, ExportFilter())
 
 
 def test_a_progress_bar_is_told_every_row_of_both_processes(awkward: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,6 +201,94 @@ def test_a_failed_helper_process_leaves_no_half_file_and_says_why(
     assert "was removed (it was incomplete): run the export again" in result.output
     assert not out.exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_a_failure_while_gathering_leaves_no_half_file(
+    awkward: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def full(spill: object, out: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(parallel, "SPLIT_FROM", 100)
+    monkeypatch.setattr(parallel, "workers_available", lambda: 2)
+    monkeypatch.setattr(parallel, "_append", full)
+    out = tmp_path / "attendance.csv"
+    result = CliRunner().invoke(main, ["export", "--db", awkward.url, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "No space left on device" in result.output and "was removed" in result.output
+    assert not out.exists()
+
+
+def test_a_failed_export_never_removes_what_out_only_points_at(
+    awkward: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--out through a link (or /dev/null, a pipe): the export says it is incomplete, removes nothing."""
+    parent = os.getpid()
+    real_write = write_csv
+
+    def failing_in_the_child(*args: Any, **kwargs: Any) -> int:
+        if os.getpid() != parent:
+            raise OSError(5, "Input/output error")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "SPLIT_FROM", 100)
+    monkeypatch.setattr(parallel, "workers_available", lambda: 2)
+    monkeypatch.setattr(parallel, "write_csv", failing_in_the_child)
+    target = tmp_path / "kept.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    result = CliRunner().invoke(main, ["export", "--db", awkward.url, "--out", str(link)])
+    assert result.exit_code == 2, result.output
+    assert f"What was written to {link} is incomplete" in result.output
+    assert link.is_symlink() and target.exists()
+
+
+STOPPED = """
+import os, signal, sys
+from facilitator.exports import parallel
+from facilitator.exports.filters import ExportFilter
+from facilitator.storage.store import Store
+
+def stuck(*args, **kwargs):
+    print(os.getpid(), flush=True)  # a helper has started
+    signal.pause()  # and works until stopped
+
+parallel.SPLIT_FROM = 100
+parallel.write_csv = stuck
+store = Store(sys.argv[1])
+try:
+    with open(sys.argv[2], "wb") as out:
+        parallel.write_shared_csv(store.engine, ExportFilter(), out, parallel.split_for(store.engine, 2))
+except parallel.ExportFailed as error:
+    print("stopped:", error, flush=True)
+    sys.exit(3)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # ended, not yet reaped
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_stopping_an_export_stops_its_helpers(awkward: Store, tmp_path: Path, how: signal.Signals) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", STOPPED, awkward.url, str(tmp_path / "out.csv")], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    helpers = [int(process.stdout.readline()), int(process.stdout.readline())]  # both started
+    process.send_signal(how)
+    rest, _ = process.communicate(timeout=60)
+    if how == signal.SIGTERM:
+        assert process.returncode == 3 and "stopped: it was stopped (SIGTERM)" in rest
+    deadline = time.monotonic() + 30  # the kernel signals the helpers when their parent dies
+    while not all(_gone(pid) for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert all(_gone(pid) for pid in helpers), "a helper process outlived the export"
 
 
 def test_small_exports_and_empty_databases_stay_in_one_process(tmp_path: Path) -> None:

@@ -126,11 +126,13 @@ def circle_clause(found: dict[int, GroupRow], wanted: ExportFilter) -> ColumnEle
     """A WHERE clause on ``circle`` for the groups found, the scripts and the local date range."""
     if not found:
         return false()
-    if wanted == EVERYTHING:
-        # Every group there was a moment ago: said as a bound on the ids (a circle of a group made
-        # since is left out, as a filter would), which lets the database read attendance in
-        # the order of its ids instead of circle by circle and then sorting them all.
-        bounded: ColumnElement[bool] = circles.c.group_id <= max(found)
+    highest = max(found)
+    if wanted == EVERYTHING and len(found) == highest and min(found) == 1:
+        # Every group, ids 1 to the highest with none missing: said as a bound on the ids (a
+        # group made since has a higher id, and is left out as a filter would leave it), which
+        # lets the database read attendance in the order of its ids instead of circle by circle
+        # and then sorting them all. (A range with a lower end too would bring the sort back.)
+        bounded: ColumnElement[bool] = circles.c.group_id <= highest
         return bounded
     by_zone: dict[str, list[int]] = defaultdict(list)
     for group in found.values():

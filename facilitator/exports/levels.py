@@ -252,6 +252,20 @@ def attendance_ids(conn: Connection) -> IdRange | None:
     return None if low is None or high is None else (int(low), int(high))
 
 
+def matching_ids(conn: Connection, wanted: ExportFilter, at_least: int) -> IdRange | None:
+    """The lowest and highest id of the attendance rows ``wanted`` matches, if it matches at least
+    ``at_least`` of them (one pass over them in the database)."""
+    found = matching_groups(conn, wanted)
+    low, high, count = conn.execute(
+        select(func.min(attendance.c.id), func.max(attendance.c.id), func.count())
+        .select_from(attendance.join(circles, circles.c.id == attendance.c.circle_id))
+        .where(_attendance_clause(found, wanted, None))
+    ).one()
+    if low is None or high is None or count < at_least:
+        return None
+    return int(low), int(high)
+
+
 def _attendance_clause(found: dict[int, GroupRow], wanted: ExportFilter, ids: IdRange | None) -> ColumnElement[bool]:
     where = circle_clause(found, wanted)
     return where if ids is None else where & attendance.c.id.between(*ids)

@@ -20,11 +20,14 @@ have no name: nothing is left behind if the export is stopped.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import io
 import os
 import selectors
 import shutil
 import signal
 import tempfile
+import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -32,8 +35,8 @@ from typing import IO, Any, NoReturn, TypeVar
 
 from sqlalchemy import Engine
 
-from facilitator.exports.filters import ExportFilter
-from facilitator.exports.levels import IdRange, attendance_ids, table
+from facilitator.exports.filters import EVERYTHING, ExportFilter
+from facilitator.exports.levels import IdRange, attendance_ids, matching_ids, table
 from facilitator.exports.writers import write_csv
 
 SPLIT_FROM = 100_000
@@ -45,6 +48,11 @@ for two), and the database's pages are read by all of them."""
 
 class ExportFailed(Exception):
     """A process sharing the export failed; the output is incomplete."""
+
+    def __init__(self, message: str, *, reader_gone: bool = False) -> None:
+        super().__init__(message)
+        self.reader_gone = reader_gone
+        """The output was a pipe whose reader stopped reading (``export | head``): not a failure."""
 
 
 def workers_available() -> int:
@@ -63,12 +71,17 @@ def ranges(low: int, high: int, parts: int) -> list[IdRange]:
     return [(cuts[i], cuts[i + 1] - 1) for i in range(parts)]
 
 
-def split_for(engine: Engine, workers: int) -> list[IdRange] | None:
-    """The id ranges an attendance export should be shared in, or None to write it in one process."""
+def split_for(engine: Engine, workers: int, wanted: ExportFilter = EVERYTHING) -> list[IdRange] | None:
+    """The id ranges an attendance export should be shared in, or None to write it in one process.
+
+    Everything: the table's lowest to highest id (from the index, at once). A filter: the lowest to
+    highest id of the rows it matches, and only if they are :data:`SPLIT_FROM` or more (one pass
+    over them in SQL, no Python a row): a date range's rows are a narrow band of ids, which the
+    table's whole span would leave in one range."""
     if workers < 2:
         return None
     with engine.connect() as conn:
-        found = attendance_ids(conn)
+        found = attendance_ids(conn) if wanted == EVERYTHING else matching_ids(conn, wanted, SPLIT_FROM)
     if found is None or found[1] - found[0] + 1 < SPLIT_FROM:
         return None
     return ranges(found[0], found[1], workers)
@@ -108,6 +121,7 @@ def _child(
     target: IO[bytes] | int,
     report: int,
     progress: bool,
+    parent: int,
 ) -> NoReturn:
     """In a forked child: write ``ids``'s lines to ``target`` (a temporary file, or the output's file
     descriptor; with the header if ``first``), telling the parent on ``report`` how far it is
@@ -116,6 +130,7 @@ def _child(
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: the parent stops, and stops us
+        _end_with_parent(parent)
         engine.dispose(close=False)  # the parent's connections are the parent's: open new ones
         with engine.connect() as conn:
             found = table(conn, "attendance", wanted, count=False, ids=ids)
@@ -146,6 +161,7 @@ def _start(
     """A child writing ``ids``: to ``direct`` (a file descriptor) if given, else to a temporary file."""
     spill: IO[bytes] | None = None if direct is not None else tempfile.TemporaryFile(dir=scratch)  # noqa: SIM115
     read, write = os.pipe()
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:
@@ -156,7 +172,7 @@ def _start(
         raise
     if pid == 0:
         os.close(read)
-        _child(engine, wanted, ids, first, spill if spill is not None else direct or 0, write, progress)
+        _child(engine, wanted, ids, first, spill if spill is not None else direct or 0, write, progress, parent)
     os.close(write)
     return _Helper(ids, pid, spill, read)
 
@@ -193,7 +209,10 @@ def _follow(helpers: list[_Helper], bar: Any) -> None:
                 if code != 0 or helper.count is None:
                     low, high = helper.ids
                     why = helper.error or f"it ended with status {code}"
-                    raise ExportFailed(f"the process writing attendance ids {low:,} to {high:,} failed: {why}")
+                    gone = why.startswith("BrokenPipeError")
+                    raise ExportFailed(
+                        f"the process writing attendance ids {low:,} to {high:,} failed: {why}", reader_gone=gone
+                    )
 
 
 def _stop(helper: _Helper) -> None:
@@ -226,11 +245,45 @@ def counted(rows: Iterator[T], bar: Any) -> Iterator[T]:
 
 
 def _fileno(out: IO[bytes]) -> int | None:
-    """The file descriptor under ``out``, if it has one (not an in-memory buffer)."""
+    """The file descriptor under ``out`` if its bytes go there as they are (a plain file or stream
+    opened in binary: not an in-memory buffer, not a compressing file that has a descriptor too)."""
+    if not isinstance(out, (io.BufferedWriter, io.BufferedRandom, io.FileIO)):
+        return None
     try:
         return out.fileno()
-    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
+    except (OSError, ValueError):  # io.UnsupportedOperation is an OSError and a ValueError
         return None
+
+
+def _end_with_parent(parent: int) -> None:
+    """Ask Linux to stop this child if its parent dies, however it dies (``PR_SET_PDEATHSIG``);
+    where that cannot be asked, the child finishes its range on its own."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
+
+
+class _Stopped(Exception):
+    """This process was asked to stop (SIGTERM) while its helpers worked."""
+
+
+@contextlib.contextmanager
+def _stoppable() -> Iterator[None]:
+    """SIGTERM raises :class:`_Stopped` meanwhile (so the helpers are stopped too), in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stopped
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _append(spill: IO[bytes], out: IO[bytes]) -> None:
@@ -276,18 +329,26 @@ def write_shared_csv(
     ``bar``: a progress bar, told of the rows as the children write them (its ``update(n)``)."""
     out.flush()
     direct = _fileno(out)
+    engine.dispose()  # no open database connection crosses fork(): each child opens its own
     helpers: list[_Helper] = []
     try:
-        for index, ids in enumerate(split):
-            first = index == 0
-            helpers.append(_start(engine, wanted, ids, first, scratch, bar is not None, direct if first else None))
-        _follow(helpers, bar)
-        total = 0
-        for helper in helpers:
-            if helper.spill is not None:
-                _append(helper.spill, out)
-            total += helper.count or 0
-        return total
+        with _stoppable():
+            for index, ids in enumerate(split):
+                first = index == 0
+                helpers.append(_start(engine, wanted, ids, first, scratch, bar is not None, direct if first else None))
+            _follow(helpers, bar)
+            total = 0
+            for helper in helpers:
+                if helper.spill is not None:
+                    _append(helper.spill, out)
+                total += helper.count or 0
+            return total
+    except _Stopped:
+        raise ExportFailed("it was stopped (SIGTERM)") from None
+    except BrokenPipeError:
+        raise ExportFailed("the output was closed", reader_gone=True) from None
+    except OSError as error:  # making a temporary file, starting a process, copying a part
+        raise ExportFailed(f"{error.strerror or error}") from error
     finally:
-        for helper in helpers:  # ended, or stopped early (an error, or Ctrl-C): stop them too
+        for helper in helpers:  # ended, or stopped early (an error, Ctrl-C, SIGTERM): stop them too
             _stop(helper)

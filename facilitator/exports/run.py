@@ -32,7 +32,7 @@ def export(
     ``workers``: processes a large attendance export to CSV may be shared between (forked: only
     from a process with no threads or event loop of its own, the command line); ``scratch``: the
     folder for their temporary files (see :mod:`facilitator.exports.parallel`)."""
-    split = split_for(engine, workers) if level == "attendance" and fmt == "csv" else None
+    split = split_for(engine, workers, wanted) if level == "attendance" and fmt == "csv" else None
     if split is not None:
         if progress is None:
             return write_shared_csv(engine, wanted, out, split, scratch=scratch)
