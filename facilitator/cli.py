@@ -277,7 +277,7 @@ def export(level: str, fmt: str | None, out_path: str | None, **opts: Any) -> No
         _fail("export", "an XLSX file cannot be shown in a terminal: add --out attendance.xlsx")
     url, wanted = _wanted("export", opts)
     store = Store(url)  # migrates an older database before reading it
-    # A large attendance CSV is shared between two helper processes where there are two cores
+    # A large attendance CSV is shared between helper processes where there are two cores or more
     # (facilitator/exports/parallel.py); their temporary file goes beside --out when --out is
     # an ordinary file (not /dev/null or a pipe: then the system's temporary folder).
     workers, progress = workers_available(), terminal()

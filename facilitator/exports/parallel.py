@@ -1,8 +1,9 @@
 """A large attendance export to CSV shared between processes (the command line's, never the bot's).
 
 Most of a large export's time is spent reading rows and turning each into a line, one core's
-work. With two cores, the attendance ids are split into two ranges of equal span and each is
-written by a forked child process (it starts with this process's imports: no second start-up)
+work. With two cores, the attendance ids are split into four ranges of equal span (two a core:
+a core slowed by other work then holds up less of the export) and each is written by a forked
+child process (it starts with this process's imports: no second start-up)
 to an unnamed temporary file; this process follows their progress and then copies the files
 into the output in order. The file is byte for byte what one process writes: the same lines in
 the same order, one header. (This process waits rather than writing a range itself: measured on
@@ -41,9 +42,12 @@ from facilitator.exports.writers import write_csv
 
 SPLIT_FROM = 100_000
 """The fewest attendance ids worth sharing between processes (fewer take under a second)."""
-MOST_WORKERS = 2
-"""Processes at most: each holds its own connection and buffers (the benchmark's peak memory is
-for two), and the database's pages are read by all of them."""
+MOST_WORKERS = 4
+"""Helper processes at most: each holds its own connection and buffers (about 12 MB of its own),
+and the database's pages are read by all of them."""
+RANGES_A_CORE = 2
+"""Ranges (and helpers) for each core: with two a core, a core slowed by other work (a shared
+virtual machine's, say) is left less of the export instead of holding it up to the end."""
 
 
 class ExportFailed(Exception):
@@ -56,11 +60,13 @@ class ExportFailed(Exception):
 
 
 def workers_available() -> int:
-    """How many processes an export from the command line may use: the cores this process may run
-    on, at most :data:`MOST_WORKERS`; 1 where processes cannot be forked."""
+    """How many helper processes an export from the command line may use: :data:`RANGES_A_CORE`
+    for each core this process may run on, at most :data:`MOST_WORKERS`; 1 (no helpers) with one
+    core, or where processes cannot be forked."""
     if not hasattr(os, "fork") or not hasattr(os, "sched_getaffinity"):
         return 1
-    return max(1, min(MOST_WORKERS, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0))
+    return 1 if cores < 2 else min(MOST_WORKERS, RANGES_A_CORE * cores)
 
 
 def ranges(low: int, high: int, parts: int) -> list[IdRange]:
