@@ -629,7 +629,7 @@ class Options:
 def parse_args(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.export_csv", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="attendance rows (default 1000000)")
-    parser.add_argument("--runs", type=int, default=5, help="timed runs of each but XLSX (default 5)")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs of each but XLSX (default 7)")
     parser.add_argument("--xlsx-runs", type=int, default=1, help="timed runs of the XLSX export (default 1; 0: none)")
     parser.add_argument("--seed", type=int, default=5, help="the data's random seed (default 5)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (the database and the files)")
