@@ -180,20 +180,24 @@ def test_a_progress_bar_is_told_every_row_of_both_processes(awkward: Store, monk
     assert out.getvalue() == _plain(awkward, ExportFilter())
 
 
-def test_a_failed_helper_process_leaves_no_half_file_and_says_why(
-    awkward: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def _helpers_fail(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """The CLI shares exports of 100 rows or more between two helpers, whose writing raises ``error``."""
     parent = os.getpid()
-    real_write = write_csv
 
     def failing_in_the_child(*args: Any, **kwargs: Any) -> int:
         if os.getpid() != parent:
-            raise OSError(28, "No space left on device")
-        return real_write(*args, **kwargs)
+            raise error
+        return write_csv(*args, **kwargs)
 
     monkeypatch.setattr(parallel, "SPLIT_FROM", 100)
     monkeypatch.setattr(parallel, "workers_available", lambda: 2)
     monkeypatch.setattr(parallel, "write_csv", failing_in_the_child)
+
+
+def test_a_failed_helper_process_leaves_no_half_file_and_says_why(
+    awkward: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _helpers_fail(monkeypatch, OSError(28, "No space left on device"))
     out = tmp_path / "attendance.csv"
     result = CliRunner().invoke(main, ["export", "--db", awkward.url, "--out", str(out)])
     assert result.exit_code == 2, result.output
@@ -223,17 +227,7 @@ def test_a_failed_export_never_removes_what_out_only_points_at(
     awkward: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """--out through a link (or /dev/null, a pipe): the export says it is incomplete, removes nothing."""
-    parent = os.getpid()
-    real_write = write_csv
-
-    def failing_in_the_child(*args: Any, **kwargs: Any) -> int:
-        if os.getpid() != parent:
-            raise OSError(5, "Input/output error")
-        return real_write(*args, **kwargs)
-
-    monkeypatch.setattr(parallel, "SPLIT_FROM", 100)
-    monkeypatch.setattr(parallel, "workers_available", lambda: 2)
-    monkeypatch.setattr(parallel, "write_csv", failing_in_the_child)
+    _helpers_fail(monkeypatch, OSError(5, "Input/output error"))
     target = tmp_path / "kept.csv"
     target.write_text("old")
     link = tmp_path / "link.csv"

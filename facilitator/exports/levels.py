@@ -325,87 +325,44 @@ def _attendance(
     query = attendance_query(found, wanted, ids)
     times = LocalTimes()
 
-    def stays() -> Iterator[tuple[Any, ...]]:
-        # The hot loop of a million-row export: LocalTimes.day and .minute written out, with the
-        # group's zone and offsets looked up once per row, the circle's date once per circle.
-        # Yields (circle id, group id, script, date, name, person ref, joined and left as local
-        # text, joined and left as times, turns spoken, turns passed): name "" and ref None for
-        # anonymous attendance.
-        zones = {g.id: (g.timezone, times.offsets(g.timezone)) for g in found.values()}
-        hours = times._hours
+    def rows() -> Iterator[tuple[Any, ...]]:
+        # For XLSX and JSON (typed values); CSV is written by lines(), the hot loop.
+        places = {g.id: (g.name, g.region, g.sector, g.platform, g.timezone, g.timezone.key) for g in found.values()}
         last_circle: Any = None
         day = ""
         for chunk in _chunks(conn, query):
             for circle_id, group_id, script, name, member_id, anonymous, joined, left, spoken, passed, held in chunk:
-                tz, offsets = zones[group_id]
+                group, region, sector, platform, tz, key = places[group_id]
                 if circle_id != last_circle:
                     # The date is the circle's (the one the date filter chose it by), not the join's:
                     # someone who joined at 23:55 a circle that began at 00:05 is in that day's circle.
                     last_circle = circle_id
                     day = times.day(tz, held)
-                if joined is None:
-                    start = ""
-                else:
-                    seconds = int(joined)
-                    offset = offsets.get(seconds // 900)
-                    if offset is None:
-                        offset = times.offset(tz, seconds // 900)
-                    local = seconds + offset
-                    start = (hours.get(local // 3600) or times.hour(local // 3600))[1] + _MINUTES[local % 3600 // 60]
-                if left is None:
-                    end = ""
-                else:
-                    seconds = int(left)
-                    offset = offsets.get(seconds // 900)
-                    if offset is None:
-                        offset = times.offset(tz, seconds // 900)
-                    local = seconds + offset
-                    end = (hours.get(local // 3600) or times.hour(local // 3600))[1] + _MINUTES[local % 3600 // 60]
                 named = not anonymous and member_id is not None
                 yield (
                     circle_id,
-                    group_id,
-                    script,
                     day,
+                    group,
+                    region,
+                    sector,
+                    platform,
+                    script,
                     (name or "") if named else "",
                     member_id if named else None,
-                    start,
-                    end,
-                    joined,
-                    left,
+                    "no" if named else "yes",
+                    times.minute(tz, joined),
+                    times.minute(tz, left),
+                    minutes(joined, left),
                     spoken,
                     passed,
+                    key,
                 )
-
-    def rows() -> Iterator[tuple[Any, ...]]:
-        places = {g.id: (g.name, g.region, g.sector, g.platform, g.timezone.key) for g in found.values()}
-        for circle_id, group_id, script, day, name, ref, start, end, joined, left, spoken, passed in stays():
-            group, region, sector, platform, key = places[group_id]
-            yield (
-                circle_id,
-                day,
-                group,
-                region,
-                sector,
-                platform,
-                script,
-                name,
-                ref,
-                "no" if ref is not None else "yes",
-                start,
-                end,
-                None if joined is None or left is None else round((left - joined) / 60.0, 1),
-                spoken,
-                passed,
-                key,
-            )
 
     def lines() -> Iterator[str]:
         # The same rows as CSV lines, exactly as csv.writer writes rows() with the typed cells
         # neutralised, for millions of rows: what is the same for a whole circle (its id, date,
         # group, script and zone) is found once per circle, each typed cell once per text
-        # (CsvCells), and stays()'s work is written out again here, not called (a fifth of the
-        # time a row takes).
+        # (CsvCells), and LocalTimes.minute and minutes_text are written out here, not called.
         cells = CsvCells()
         zones = {g.id: (g.timezone, times.offsets(g.timezone)) for g in found.values()}
         places = {
