@@ -7,6 +7,11 @@ call :meth:`ConsoleAdapter.say` directly. Members are ``console:<name>``.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import os
+import re
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,14 +76,39 @@ class ConsoleAdapter:
         self.out.flush()
 
     def _saved(self, line: Line) -> str:
-        """Save a private line's file (owner-only permissions); the words that say where."""
-        if line.attachment is None:
+        """Save a private line's file in its person's own folder, owner-only from the first byte and
+        never over an earlier one; the words that say where."""
+        if line.attachment is None or line.to is None:
             return ""
-        self.files.mkdir(parents=True, exist_ok=True)
-        path = self.files / Path(line.attachment.name).name
-        path.write_bytes(line.attachment.data)
-        path.chmod(0o600)
-        return f" [file saved: {path}]"
+        folder = self.folder_of(line.to)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = Path(line.attachment.name)
+        for n in itertools.count(1):
+            path = folder / (name.name if n == 1 else f"{name.stem}-{n}{name.suffix}")
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            with open(fd, "wb") as out:
+                out.write(line.attachment.data)
+            return f" [file saved: {path}]"
+        raise AssertionError("unreachable")
+
+    def folder_of(self, member: str) -> Path:
+        """The folder of ``member``'s files: their name where it is a plain one, else its digest."""
+        name = member.split(":", 1)[-1]
+        plain = re.sub(r"[^a-z0-9._-]", "_", name)
+        if plain != name or plain.startswith("."):
+            plain = f"{plain.lstrip('.')[:40]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+        return self.files / plain
+
+    async def forget(self, member: str) -> None:
+        """``forget me``: the files saved for them here go too."""
+        if not member.startswith(f"{PLATFORM}:"):
+            return
+        folder = self.folder_of(member)
+        if folder.exists():
+            shutil.rmtree(folder)  # a failure is logged by the runtime, not hidden
 
     def _stamp(self) -> str:
         if self.runtime is None:

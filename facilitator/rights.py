@@ -115,6 +115,7 @@ async def _forget(runtime: Runtime, platform: str, room: str, by: str, source: s
     # Answering may have opened a direct room and noted it (Matrix): that note goes too.
     await runtime.writer.call(rights.forget_notes, runtime.store, by)
     await _checkpointed(runtime)
+    await runtime.forget_outside(by)  # files saved for them, the direct room the bot holds with them
     return outcome
 
 

@@ -29,12 +29,15 @@ class Host:
         return [line.plain() for line in self.console.transcript]
 
 
-async def make_host(db_url: str, clock: ManualClock, out: object = None) -> Host:
-    """Start a runtime over ``db_url`` (resuming whatever is stored there)."""
+async def make_host(db_url: str, clock: ManualClock, files: Path | None = None) -> Host:
+    """Start a runtime over ``db_url`` (resuming whatever is stored there); the console saves the
+    files it hands people under ``files`` (a new temporary folder if not given)."""
     import io
+    import tempfile
 
     store = Store(db_url)
-    console = ConsoleAdapter(io.StringIO(), room="room-1")
+    files = files or Path(tempfile.mkdtemp(prefix="facilitator-files-"))
+    console = ConsoleAdapter(io.StringIO(), room="room-1", files=files)
     runtime = Runtime(store, clock=clock, adapters=[console])
     await runtime.start()
     await runtime.settle()
@@ -67,8 +70,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def host(db_url: str, clock: ManualClock) -> AsyncIterator[Host]:
-    made = await make_host(db_url, clock)
+async def host(db_url: str, clock: ManualClock, tmp_path: Path) -> AsyncIterator[Host]:
+    made = await make_host(db_url, clock, tmp_path / "files")
     yield made
     await made.runtime.stop()
     made.store.close()

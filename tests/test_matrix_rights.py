@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import nio
 import pytest
 from sqlalchemy import select
 
@@ -173,4 +174,15 @@ async def test_mydata_in_a_plain_direct_room_and_forget_me(matrix_group: Room) -
     assert member_id(bea.user_id) not in {key for key, _ in people}
     assert "Bea" not in {name for _, name in people}
     assert member_id(r.ada.user_id) in {key for key, _ in people}  # only Bea
+
+    # The bot lets go of her direct room too (it held her consent receipts and her file there)...
+    bot_user = r.bot.adapter.config.user_id
+    await bea.until(lambda: bot_user not in bea.client.rooms[direct].users)
+    joined = await r.bot.adapter._client.joined_rooms()
+    assert isinstance(joined, nio.JoinedRoomsResponse) and direct not in joined.rooms and room in joined.rooms
+    # ...and knows her no more: asked again, it has nothing, and says so in a new direct room.
+    seen = len(bea.notices)
+    await bea.say(room, "!circle mydata")
+    again = await bea.expect("Nothing is kept about you", after=seen)
+    assert again.room_id not in (direct, room)
     r.nothing_private_in_the_room()

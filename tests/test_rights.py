@@ -35,7 +35,6 @@ def _private(host: Host, who: str) -> list[str]:
 
 
 async def test_mydata_hands_me_a_file_of_everything_kept_about_me(host: Host, tmp_path: Path) -> None:
-    host.console.files = tmp_path / "files"
     await run_whole_circle(host, ["Ada", "Bea"])
     await host.console.say("Bea", "mydata")
     line = host.console.transcript[-1]
@@ -46,8 +45,14 @@ async def test_mydata_hands_me_a_file_of_everything_kept_about_me(host: Host, tm
     assert len(data["attendance"]) == 1 and data["attendance"][0]["turns_passed"] == 2
     assert [(e["scope"], e["decision"]) for e in data["consent"]] == [("agreement", "given"), ("attendance", "given")]
     assert data["consent"][0]["at"].endswith("+00:00")  # times readable, not epoch seconds
-    saved = tmp_path / "files" / "my-data.json"
+    saved = tmp_path / "files" / "bea" / "my-data.json"  # her own folder, for her eyes only
     assert json.loads(saved.read_bytes()) == data and saved.stat().st_mode & 0o777 == 0o600
+    assert saved.parent.stat().st_mode & 0o777 == 0o700
+    await host.console.say("Ada", "mydata")  # someone else at the same terminal: their own file
+    assert json.loads((tmp_path / "files" / "ada" / "my-data.json").read_bytes())["person"]["display_name"] == "Ada"
+    await host.console.say("Bea", "mydata")  # asked again: a second file, the first one kept
+    assert json.loads(saved.read_bytes()) == data
+    assert (tmp_path / "files" / "bea" / "my-data-2.json").stat().st_mode & 0o777 == 0o600
     await host.console.say("Nobody", "mydata")
     assert _private(host, "Nobody")[-1].startswith("Nothing is kept about you here")
 
@@ -89,6 +94,9 @@ async def test_forget_me_leaves_no_name_or_id_in_the_database_file_its_wal_or_an
         await c.say(name, "consent")
     await c.say("Fran", "begin")
     await c.say(NAME, "mydata")  # her data was handed over (to her only)
+    await c.say("Ada", "mydata")
+    hers, adas = c.folder_of(member_id(NAME)), c.folder_of(member_id("Ada"))
+    assert hers.parent == adas.parent == tmp_path / "files" and b"Quillfeather" in (hers / "my-data.json").read_bytes()
     await c.say(NAME, "forget")
     assert "type: forget me" in _private(host, NAME)[-1]  # one word alone does not erase
     outcome = await c.say(NAME, "forget me")
@@ -97,6 +105,7 @@ async def test_forget_me_leaves_no_name_or_id_in_the_database_file_its_wal_or_an
     hosted = host.runtime.circle_in("console", "room-1")
     assert hosted is not None and member_id(NAME) not in hosted.circle.state.participants
     _nowhere_on_disk(db_url)  # at once: not only after the circle ends (which checkpoints anyway)
+    assert not hers.exists() and (adas / "my-data.json").exists()  # the file saved for her went too
     await c.say("Fran", "end")
     _nowhere_on_disk(db_url)
     exports = b"".join(

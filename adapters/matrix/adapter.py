@@ -589,6 +589,29 @@ class MatrixAdapter:
         await self._db(self._runtime.store.set_values, {self._key(f"dm:{user_id}"): ""})
         return await self._direct_room(user_id)
 
+    async def forget(self, member: str) -> None:
+        """``forget me``: leave and forget the direct rooms held with them (the one the bot opened
+        for their private lines, and any they opened with it), so the bot's account no longer holds
+        what it said to them there; their next private line opens a new room."""
+        if not member.startswith(f"{PLATFORM}:"):
+            return
+        user_id = user_of(member)
+        async with self._direct_lock:
+            rooms = {self._direct.pop(user_id, None)} | {
+                room_id
+                for room_id, room in self._client.rooms.items()
+                if self._is_direct.get(room_id) and user_id in room.users and len(room.users) <= 2
+            }
+            for room_id in sorted(r for r in rooms if r):
+                self._is_direct.pop(room_id, None)
+                for what, request in (("leave", self._client.room_leave), ("forget", self._client.room_forget)):
+                    done = await self._call(f"{what} a direct room", lambda: request(room_id))  # noqa: B023
+                    if isinstance(done, ErrorResponse):
+                        log.warning("could not %s the direct room %s: %s", what, room_id, done.message)
+                        break
+                else:
+                    log.info("left and forgot a direct room (forget me)")
+
     async def _known(self, room_id: str, user_id: str, *, new: bool) -> bool:
         """Wait until a sync has told nio about ``room_id`` with ``user_id`` in it (invited or joined):
         a message encrypted before then would not be shared with them. (A sync can return a new

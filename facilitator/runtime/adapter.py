@@ -5,12 +5,16 @@ Adapters turn their platform's input into engine events and call
 :meth:`facilitator.runtime.host.Runtime.submit`; the runtime sends back rendered
 :class:`~facilitator.voice.Line` s. A line with ``to`` set is private: the adapter must
 deliver it only to that person (ephemeral reply, direct message), never to the room.
+
+An adapter that keeps anything about a person outside the database (files it saved for
+them, a direct room it holds with them) also implements :class:`Forgets`, so that
+``forget me`` reaches it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from facilitator.voice import Line
 
@@ -31,3 +35,12 @@ class Adapter(Protocol):
 
     async def disconnect(self) -> None:
         """Stop listening and close connections."""
+
+
+@runtime_checkable
+class Forgets(Protocol):
+    """An adapter that keeps something about people outside the database."""
+
+    async def forget(self, member: str) -> None:
+        """Let go of everything kept about ``member`` outside the database (called after ``forget
+        me`` is answered, so the answer still reaches them). Must not raise for someone unknown."""

@@ -35,7 +35,7 @@ from facilitator.engine import events as E
 from facilitator.engine.circle import Circle
 from facilitator.engine.state import CircleStatus
 from facilitator.prompts import resolve_prompt
-from facilitator.runtime.adapter import Adapter
+from facilitator.runtime.adapter import Adapter, Forgets
 from facilitator.runtime.clock import Clock, SystemClock
 from facilitator.runtime.dblock import ProcessLock
 from facilitator.runtime.library import LoadedScript, ScriptLibrary
@@ -577,6 +577,16 @@ class Runtime:
         assert line.to == to and line.attachment is not None
         sent = await self._send(platform, room, self._keyed(platform, [line], source or secrets.token_hex(8)))
         return A.Outcome(sent)
+
+    async def forget_outside(self, member: str) -> None:
+        """Ask every adapter that keeps something about people outside the database (files saved
+        for them, a direct room) to let ``member`` go. A failure is logged: the records are erased."""
+        for adapter in self.adapters.values():
+            if isinstance(adapter, Forgets):
+                try:
+                    await adapter.forget(member)
+                except Exception:
+                    log.exception("%s could not let go of what it kept outside the database", adapter.platform)
 
     async def say_private(
         self, platform: str, room: str, to: str, template: str, *, source: str | None = None, **params: str
