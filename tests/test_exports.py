@@ -137,6 +137,25 @@ async def test_hostile_names_are_plain_text_in_csv_and_in_a_workbook(served: tup
     assert data[0]["person"] == HOSTILE[0]  # JSON is data: kept as typed
 
 
+async def test_a_workbook_goes_on_in_a_second_sheet_past_excels_row_limit(
+    served: tuple[Runtime, Recorder, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Excel opens at most 1,048,576 rows of a sheet: an export with more goes on in the next
+    sheet, heading repeated, every row kept (the limit made small here, not a million rows)."""
+    from facilitator.exports import writers
+
+    runtime, _, _ = served
+    await _circle(runtime, NORTH, ["Ada", "Bea", "Cy", "Dee"], anonymous=["x"])
+    monkeypatch.setattr(writers, "SHEET_ROWS", 2)
+    book = openpyxl.load_workbook(io.BytesIO(_export(runtime, fmt="xlsx")))
+    assert book.sheetnames == ["attendance", "attendance 2", "attendance 3"]
+    headings = {tuple(c.value for c in sheet[1]) for sheet in book.worksheets}
+    assert headings == {tuple(_rows(_export(runtime))[0])}
+    kept = [row[7].value for sheet in book.worksheets for row in sheet.iter_rows(min_row=2)]
+    assert [len(list(sheet.iter_rows(min_row=2))) for sheet in book.worksheets] == [2, 2, 1]
+    assert kept == [row["person"] or None for row in _rows(_export(runtime))]
+
+
 async def test_anonymous_attendees_are_counted_and_never_named(served: tuple[Runtime, Recorder, Path]) -> None:
     runtime, _, _ = served
     await _circle(runtime, NORTH, ["Ada", "Bea"], anonymous=["x", "y"])

@@ -142,6 +142,11 @@ def _xlsx_value(column: Column, value: Any, illegal: re.Pattern[str]) -> Any:
     return value
 
 
+SHEET_ROWS = 1_048_575
+"""Rows of data in one worksheet: Excel's limit of 1,048,576 rows, less the heading. More rows
+go on in a second sheet (``attendance 2``), with the heading again."""
+
+
 def write_xlsx(table: Table, out: IO[bytes], rows: Iterable[tuple[Any, ...]] | None = None) -> int:
     """An Excel workbook written in openpyxl's write-only mode (rows go straight to a temporary file)."""
     # openpyxl is imported here, not with the module: a CSV export has no use for its 0.3 s and 24 MB.
@@ -149,8 +154,9 @@ def write_xlsx(table: Table, out: IO[bytes], rows: Iterable[tuple[Any, ...]] | N
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     book = Workbook(write_only=True)
+    heading = [c.name for c in table.columns]
     sheet = book.create_sheet(title=table.level)
-    sheet.append([c.name for c in table.columns])
+    sheet.append(heading)
     columns = table.columns
     count = 0
     illegal = ILLEGAL_CHARACTERS_RE
@@ -159,6 +165,9 @@ def write_xlsx(table: Table, out: IO[bytes], rows: Iterable[tuple[Any, ...]] | N
     given = table.rows if rows is None else rows
     legal = (tuple(illegal.sub("", v) if isinstance(v, str) else v for v in row) for row in given)
     for cells in _safe_rows(columns, legal):
+        if count and count % SHEET_ROWS == 0:  # Excel opens no more rows than that in a sheet: go on in the next
+            sheet = book.create_sheet(title=f"{table.level} {count // SHEET_ROWS + 1}")
+            sheet.append(heading)
         sheet.append([_xlsx_value(col, value, illegal) for col, value in zip(columns, cells, strict=True)])
         count += 1
     book.save(out)
