@@ -199,12 +199,13 @@ def test_a_failed_helper_process_leaves_no_half_file_and_says_why(
 ) -> None:
     _helpers_fail(monkeypatch, OSError(28, "No space left on device"))
     out = tmp_path / "attendance.csv"
+    out.write_text("last month's export")
     result = CliRunner().invoke(main, ["export", "--db", awkward.url, "--out", str(out)])
     assert result.exit_code == 2, result.output
     assert "No space left on device" in result.output
-    assert "was removed (it was incomplete): run the export again" in result.output
-    assert not out.exists()
-    assert os.listdir(tmp_path) == []
+    assert f"{out} is as it was before: run the export again" in result.output
+    assert out.read_text() == "last month's export"  # the earlier file of that name is not lost
+    assert os.listdir(tmp_path) == ["attendance.csv"]  # and no half-written file is left beside it
 
 
 def test_a_failure_while_gathering_leaves_no_half_file(
@@ -219,8 +220,8 @@ def test_a_failure_while_gathering_leaves_no_half_file(
     out = tmp_path / "attendance.csv"
     result = CliRunner().invoke(main, ["export", "--db", awkward.url, "--out", str(out)])
     assert result.exit_code == 2, result.output
-    assert "No space left on device" in result.output and "was removed" in result.output
-    assert not out.exists()
+    assert "No space left on device" in result.output and "Nothing was written" in result.output
+    assert not out.exists() and os.listdir(tmp_path) == []
 
 
 def test_a_failed_export_never_removes_what_out_only_points_at(

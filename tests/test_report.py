@@ -255,11 +255,11 @@ def test_the_command_prints_the_table_and_writes_the_chart_and_csv(store: Store,
     assert result.stdout.splitlines()[0].split()[:2] == ["month", "region"]
     assert "2026-02  East" in result.stdout
     assert out.read_text(encoding="utf-8").lstrip().startswith("<?xml")
-    with open(tmp_path / "monthly.csv", encoding="utf-8-sig", newline="") as f:
+    with open(tmp_path / "monthly-table.csv", encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["month", "region", "circles", "attendances", "unique", "returning", "average_size"]
     assert ["2026-02", "East", "2", "3", "3", "2", "1.5"] in rows
-    assert "monthly.svg" in result.stderr and "monthly.csv" in result.stderr
+    assert "monthly.svg" in result.stderr and "monthly-table.csv" in result.stderr
 
 
 def test_the_command_takes_format_and_table_paths_and_filters(store: Store, tmp_path: Path) -> None:
@@ -277,8 +277,9 @@ def test_the_command_takes_format_and_table_paths_and_filters(store: Store, tmp_
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--out", "chart.pdf"], "must end in .png or .svg"),
-        (["--out", "figures.csv", "--format", "png"], "the table would overwrite the chart"),
+        (["--out", "chart.pdf"], "--out chart.pdf: end the name in .png or .svg, or say which with --format"),
+        (["--out", "chart.svg", "--format", "png"], "--format png but --out chart.svg ends in .svg"),
+        (["--out", "figures.csv", "--format", "png", "--table", "figures.csv"], "the table would overwrite the chart"),
         (["--out", "c.png", "--since", "2026-13-01"], "is not a date"),
         (["--out", "no/such/folder/c.png"], "cannot write no/such/folder/c.png"),
     ],

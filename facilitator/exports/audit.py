@@ -9,7 +9,7 @@ platform) and on which lawful basis.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 from facilitator.exports.cells import neutralised
@@ -69,7 +69,7 @@ def ledger_table(store: Store, since: float | None = None, until: float | None =
     return Table("attendance", LEDGER_COLUMNS, len(entries), rows())
 
 
-def write_text(found: Table, out: TextIO) -> None:
+def write_text(found: Table, out: TextIO, dates: tuple[date | None, date | None] = (None, None)) -> None:
     """One readable line per entry (typed text neutralised: it may be pasted into a spreadsheet)."""
     count = 0
     for row in found.rows:
@@ -81,5 +81,11 @@ def write_text(found: Table, out: TextIO) -> None:
         short = f"text {str(text_hash)[:12]} v{version}" if text_hash else "all records"
         out.write(f"#{entry} {at}Z {decision} {scope}: {who}; {short}; {where}; via {via}; basis {basis}\n")
         count += 1
-    if not count:
+    if not count and dates != (None, None):
+        first, last = dates
+        out.write(
+            f"No entries from {first or 'the start'} to {last or 'today'}: "
+            "leave out --since and --until to see the whole ledger.\n"
+        )
+    elif not count:
         out.write("The consent ledger is empty.\n")

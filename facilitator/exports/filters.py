@@ -10,8 +10,9 @@ bounds once per time zone, so the database still filters by an index on the star
 
 from __future__ import annotations
 
+import difflib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -163,6 +164,44 @@ def parse_day(text: str, what: str) -> date:
     return day
 
 
-def split_values(values: Sequence[str]) -> tuple[str, ...]:
-    """Values given as repeated options or comma-separated, trimmed, empty ones dropped."""
-    return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
+def split_values(values: Sequence[str], known: Collection[str] = ()) -> tuple[str, ...]:
+    """Values given as repeated options or comma-separated, trimmed, empty ones dropped. A value
+    that is a ``known`` name as a whole stays whole ("Leeds, Bradford and Wakefield")."""
+    found: list[str] = []
+    for value in values:
+        whole = value.strip()
+        if whole in known:
+            found.append(whole)
+        else:
+            found.extend(v.strip() for v in value.split(",") if v.strip())
+    return tuple(found)
+
+
+FILTERED = ("group", "region", "sector", "platform", "script")
+"""What an export can be filtered by, as the options name it (``--group``...)."""
+
+
+def known_values(conn: Connection, group_ids: frozenset[int] | None = None) -> dict[str, list[str]]:
+    """The names each filter can match in this database (among ``group_ids`` if given), sorted."""
+    where = groups.c.id.in_(sorted(group_ids)) if group_ids is not None else true()
+    found: dict[str, set[str]] = {kind: set() for kind in FILTERED}
+    for row in conn.execute(
+        select(groups.c.name, groups.c.room, groups.c.region, groups.c.sector, groups.c.platform).where(where)
+    ):
+        found["group"].add(group_name(row.name, row.room))
+        found["region"].update([row.region] if row.region else [])
+        found["sector"].update([row.sector] if row.sector else [])
+        found["platform"].add(row.platform)
+    used = select(circles.c.script_name).where(circles.c.group_id.in_(select(groups.c.id).where(where))).distinct()
+    found["script"].update(name for (name,) in conn.execute(used) if name)
+    return {kind: sorted(names) for kind, names in found.items()}
+
+
+def unknown_value(kind: str, value: str, known: Sequence[str]) -> str:
+    """A sentence for a filter value that matches nothing here, naming what would."""
+    if not known:
+        return f"--{kind} {value}: no circle here has a {kind} at all"
+    shown = ", ".join(known[:12]) + (f" and {len(known) - 12} more" if len(known) > 12 else "")
+    close = difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"--{kind} {value}: no {kind} of that name here; {hint}{kind}s here: {shown}"

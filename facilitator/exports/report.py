@@ -46,6 +46,7 @@ from sqlalchemy.engine import Connection
 from facilitator.exports.cells import neutralised
 from facilitator.exports.filters import CIRCLE_TIME, ExportFilter, GroupRow, circle_clause, matching_groups
 from facilitator.exports.levels import CHUNK, LocalTimes
+from facilitator.exports.outputs import replacing
 from facilitator.storage.tables import attendance_table as attendance
 from facilitator.storage.tables import circles_table as circles
 
@@ -314,8 +315,10 @@ def chart_format(path: str) -> ChartFormat | None:
 
 
 def default_table_path(chart: str) -> str:
-    """Where the table goes unless told: beside the chart, ending in ``.csv``."""
-    return str(Path(chart).with_suffix(".csv"))
+    """Where the table goes unless told: beside the chart, ``NAME-table.csv`` (not ``NAME.csv``,
+    which may well be an attendance export of the same name)."""
+    path = Path(chart)
+    return str(path.with_name(f"{path.stem}-table.csv"))
 
 
 def draw(report: Report, out: IO[bytes] | str | Path, fmt: ChartFormat) -> None:
@@ -444,11 +447,12 @@ def run(
     table: str,
     stdout: TextIO,
 ) -> Written:
-    """Build the report, print its table to ``stdout``, write the chart and the CSV table."""
+    """Build the report, write the chart and the CSV table (each whole, or not at all: see
+    :mod:`facilitator.exports.outputs`), then print the table to ``stdout``."""
     with engine.connect() as conn:
         found = build(conn, by, wanted)
+    with replacing(chart) as chart_out, replacing(table) as table_out:
+        draw(found, chart_out, fmt)
+        write_table_csv(found, table_out)
     stdout.write(text_table(found))
-    draw(found, chart, fmt)
-    with open(table, "wb") as out:
-        write_table_csv(found, out)
     return Written(found, chart, table)
