@@ -5,6 +5,10 @@ comes to them they speak for a while and say done, or pass (about one in five); 
 popcorn round someone who has not spoken asks for the piece. With ``speed`` 0 the clock
 is a :class:`ManualClock` jumped straight to the next thing that happens (how the tests run
 it); otherwise a :class:`ScaledClock` (60: a minute a second) and the real scheduler.
+
+A script that cannot be used (unknown, invalid, naming a prompt bank that is not there) stops
+the demo before anything starts, with the same ``file:line:column`` sentence ``check`` gives
+and exit status 2 (:class:`DemoScriptError`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import random
 from dataclasses import dataclass, field
 from typing import TextIO
 
+import click
+
 from adapters.console import ConsoleAdapter, member_id
 from facilitator.engine import actions as A
 from facilitator.runtime.clock import Clock, ManualClock, ScaledClock
 from facilitator.runtime.host import Hosted, Runtime
 from facilitator.runtime.library import ScriptLibrary
+from facilitator.script.loader import ScriptError
 from facilitator.storage.store import Store
 
 NAMES = ["Ada", "Bilal", "Chen", "Dara", "Efua", "Finn", "Grace", "Hari", "Ines", "Jonah", "Kemi", "Luis"]
@@ -32,6 +39,12 @@ class _Plan:
     seq: int
     speaker: str = field(compare=False)
     text: str = field(compare=False)
+
+
+class DemoScriptError(click.ClickException):
+    """The demo's script cannot be used: the command line prints the sentence and exits 2."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -87,12 +100,19 @@ async def run_demo(
     seed: int = 7,
     library: ScriptLibrary | None = None,
 ) -> DemoResult:
-    """Run one whole circle and return when it has closed."""
+    """Run one whole circle and return when it has closed.
+
+    Raises :class:`DemoScriptError` if the script cannot be used (nothing is run or stored then).
+    """
+    if library is None:
+        library, script = ScriptLibrary.for_script(script)
+    try:
+        library.get(script)
+    except ScriptError as error:
+        raise DemoScriptError(str(error)) from None
     clock: Clock = ManualClock(start=1_800_000_000.0) if speed == 0 else ScaledClock(speed)
     store = Store(database_url)
     console = ConsoleAdapter(out, room=f"demo-{seed}-{random.randrange(10**6)}")
-    if library is None:
-        library, script = ScriptLibrary.for_script(script)
     # The demo hosts only its own circle: circles stored by the console or a bot are theirs to resume.
     runtime = Runtime(store, clock=clock, adapters=[console], library=library, resume=False)
     names = NAMES[: max(1, min(participants, len(NAMES)))]

@@ -31,15 +31,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from facilitator.paths import prompts_root
+from facilitator.script.files import UnreadableFile, read_text_file
 
 __all__ = [
     "PROMPTS_DIR_ENV",
     "BankError",
     "PromptBank",
     "PromptItem",
+    "bank_names",
     "bank_path",
     "choose_prompt",
     "clear_cache",
+    "find_bank",
     "load_bank",
     "load_banks",
     "prompts_dir",
@@ -130,9 +133,9 @@ def _describe(error: ValidationError) -> str:
 def _read_bank(path: Path) -> PromptBank:
     """Read and validate one bank file; every failure is a :class:`BankError` naming ``path``."""
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BankError(f"{path}: cannot read prompt bank ({exc.strerror or exc})") from exc
+        raw: Any = yaml.safe_load(read_text_file(path, what="prompt bank"))
+    except UnreadableFile as exc:  # never a pipe or device opened, never bytes that are not UTF-8
+        raise BankError(f"{path}:{exc.line}:{exc.column}: cannot read prompt bank: {exc.message}") from exc
     except yaml.YAMLError as exc:
         raise BankError(f"{path}: not valid YAML:\n{exc}") from exc
     if not isinstance(raw, dict):
@@ -154,9 +157,19 @@ def _signature(folder: Path) -> _Signature:
     """What the folder holds right now (name, size, mtime), so an edited bank is reloaded."""
     entries = []
     for path in sorted(folder.glob("*.yaml")):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except OSError:  # gone, or a broken link: reading it says what is wrong
+            entries.append((path.name, -1, -1))
+            continue
         entries.append((path.name, stat.st_size, stat.st_mtime_ns))
     return tuple(entries)
+
+
+def bank_names(directory: Path | None = None) -> list[str]:
+    """The names of the banks in ``directory`` (default ``prompts_dir()/banks``), sorted."""
+    folder = _banks_dir(directory)
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
 def load_banks(directory: Path | None = None) -> dict[str, PromptBank]:
@@ -185,14 +198,25 @@ def load_bank(name: str, directory: Path | None = None) -> PromptBank:
     bank names; an invalid one names the file and the key that is wrong.
     """
     path = bank_path(name, directory)
-    if not path.is_file():
-        folder = path.parent
-        known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    if not path.exists():
+        known = bank_names(directory)
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         listing = f" (banks here: {', '.join(known)})" if known else ""
         raise BankError(f"{path}: no prompt bank {name!r}{hint}{listing}")
     return _read_bank(path)
+
+
+def find_bank(name: str, directory: Path | None = None) -> PromptBank:
+    """Bank ``name``, from the cached directory when every bank there reads, else from its own file.
+
+    So one broken bank file never stops a circle that draws from another bank.
+    """
+    try:
+        banks = load_banks(directory)
+    except BankError:
+        banks = {}
+    return banks[name] if name in banks else load_bank(name, directory)
 
 
 def clear_cache() -> None:
@@ -252,8 +276,7 @@ def resolve_prompt(
     A pinned ``prompt_id`` is returned as is (:class:`BankError` if the bank lacks it);
     otherwise the next prompt is chosen with :func:`choose_prompt`.
     """
-    banks = load_banks(directory)
-    bank = banks[bank_name] if bank_name in banks else load_bank(bank_name, directory)
+    bank = find_bank(bank_name, directory)
     if prompt_id is None:
         return choose_prompt(bank, history, rng_seed)
     try:

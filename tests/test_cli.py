@@ -79,7 +79,7 @@ def test_demo_runs_every_shipped_script(tmp_path: Path) -> None:
 def test_demo_with_an_unknown_script_says_which_exist(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     result = CliRunner().invoke(main, ["demo", "--speed", "0", "--script", "nope", "--db", db])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no script called 'nope'" in result.output and "check-in-30" in result.output
 
 

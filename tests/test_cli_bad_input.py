@@ -18,7 +18,6 @@ from click.testing import CliRunner, Result
 
 from facilitator.cli import main
 
-
 SERVE = """\
 matrix:
   homeserver: https://matrix.example.org

@@ -216,7 +216,7 @@ def test_not_utf8(tmp_path: Path) -> None:
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(VALID.replace("Thursday", "Caf\xe9").encode("latin-1"))
     err = load_error(bad)
-    assert_error(err, 1, 1, "not UTF-8", "save it as UTF-8")
+    assert_error(err, 1, 11, "not UTF-8", "the byte 0xE9 here", "save it as UTF-8")  # title: Caf|é
     assert err.path == str(bad)
 
 

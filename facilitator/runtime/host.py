@@ -34,7 +34,7 @@ from facilitator.engine import actions as A
 from facilitator.engine import events as E
 from facilitator.engine.circle import Circle
 from facilitator.engine.state import CircleStatus
-from facilitator.prompts import resolve_prompt
+from facilitator.prompts import BankError, resolve_prompt
 from facilitator.runtime.adapter import Adapter, Forgets
 from facilitator.runtime.clock import Clock, SystemClock
 from facilitator.runtime.dblock import ProcessLock
@@ -239,7 +239,10 @@ class Runtime:
     ) -> A.Outcome:
         group_id = await self.group_id(platform, room, group)
         seed = random.randrange(2**31) if seed is None else seed
-        prompts = await self._choose_prompts(group_id, loaded.script.phases, seed)
+        try:
+            prompts = await self._choose_prompts(group_id, loaded.script.phases, seed)
+        except BankError as error:  # a bank changed or broke since the library checked the script
+            return await self.refuse(platform, room, by, "bad_script", source=source, error=str(error))
         circle_id = secrets.token_hex(16)
         hosted = Hosted(circle_id, Circle(loaded.script), group_id, platform, room)
         self._circles[circle_id] = hosted

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facilitator.paths import sessions_root
-from facilitator.script.loader import ScriptError, load_script_text
+from facilitator.script.loader import ScriptError, check_prompts, load_script_text, read_script_file
 from facilitator.script.models import Script
 
 
@@ -35,33 +35,34 @@ class ScriptLibrary:
         self._by_hash: dict[str, Script] = {}
 
     def names(self) -> list[str]:
-        """The names of the scripts on offer (file stems), sorted."""
-        return sorted(p.stem for p in self.root.glob("*.yaml"))
+        """The names of the scripts on offer (file stems of regular files), sorted."""
+        return sorted(p.stem for p in self.root.glob("*.yaml") if p.is_file())
 
     def path_of(self, name: str) -> Path:
         """The file for script ``name`` in the library. Names only: a chat command can never
         reach a file outside the library (no paths, no ``..``)."""
         path = self.root / f"{name}.yaml"
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}", name) or not path.is_file():
+        # Something there that is not a regular file (a pipe, a folder) is named to the facilitator
+        # by get(), which reads only regular files.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}", name) or not path.exists():
             choices = ", ".join(self.names())
             raise ScriptError(name[:80], 1, 1, f"no script called {name[:80]!r}; choose one of: {choices}")
         return path
 
     def get(self, name: str) -> LoadedScript:
-        """Load a script by name (raises :class:`ScriptError` with file:line:column)."""
+        """Load a script by name, checked against the prompt banks it names (raises
+        :class:`ScriptError` with file:line:column, the same sentence ``facilitator check`` gives)."""
         path = self.path_of(name)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            text = ""
+        text = read_script_file(path)
         script = self.parse(text, str(path))
+        check_prompts(script, text, str(path))  # every time: banks can change while the script does not
         return LoadedScript(path.stem, script, text, _sha256(text))
 
     @classmethod
     def for_script(cls, name_or_path: str) -> tuple[ScriptLibrary, str]:
         """For the command line: a library and a name, from a name in sessions/ or a path to a file."""
         candidate = Path(name_or_path)
-        if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        if candidate.suffix in (".yaml", ".yml") and candidate.exists():  # get() says if it cannot be read
             return cls(candidate.resolve().parent), candidate.stem
         return cls(), name_or_path
 

@@ -6,10 +6,16 @@ sits. Validation errors from the pydantic models are mapped back to those places
 reworded to say what is wrong and how to fix it; that half, and :class:`ScriptError`
 itself, live in :mod:`facilitator.script.errors`. Limits keep a hostile file cheap to
 refuse: 256 KiB, 10,000 nodes with aliases expanded, 64 levels of nesting.
+
+A script read from a file (:func:`load_script`, for ``check``; the library, for ``start``) is
+also checked against the prompt banks it names (:func:`check_prompts`): a bank or pinned
+prompt id that does not exist is an error at its line and column, not a surprise when the
+circle opens. Only a regular UTF-8 file is read (see :mod:`facilitator.script.files`).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any, cast
@@ -21,10 +27,21 @@ from yaml.error import Mark, MarkedYAMLError
 from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from facilitator.prompts import BankError, bank_names, find_bank, prompts_dir
 from facilitator.script.errors import DataPath, Located, Position, ScriptError, explain
-from facilitator.script.models import Script
+from facilitator.script.files import LINE_BREAK, UnreadableFile, read_text_file
+from facilitator.script.models import OpenPhase, PromptRef, RoundPhase, Script
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "ScriptError", "load_script", "load_script_text"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "ScriptError",
+    "check_prompts",
+    "load_script",
+    "load_script_text",
+    "read_script_file",
+]
 
 MAX_BYTES = 256 * 1024
 MAX_NODES = 10_000
@@ -38,7 +55,6 @@ _STR, _INT, _FLOAT, _BOOL, _NULL = (_YAML + t for t in ("str", "int", "float", "
 _TIMESTAMP, _MERGE, _SEQ, _MAP = (_YAML + t for t in ("timestamp", "merge", "seq", "map"))
 _READ_AS = {_INT: "a number", _FLOAT: "a number", _BOOL: "true/false", _NULL: "empty"}
 _TAB_INDENT = re.compile(r"[ \t]*\t")
-_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as a new line
 _TAB_MESSAGE = "a tab is used for indentation; indent with spaces instead"
 
 
@@ -184,7 +200,7 @@ _SYNTAX_HINTS = [
 def _tab_lines(text: str) -> dict[int, int]:
     """Line -> column (both 1-based) of the first tab in each line's leading whitespace."""
     found: dict[int, int] = {}
-    for number, line in enumerate(_LINE_BREAK.split(text), start=1):
+    for number, line in enumerate(LINE_BREAK.split(text), start=1):
         if match := _TAB_INDENT.match(line):
             found[number] = match.end()
     return found
@@ -250,23 +266,76 @@ def load_script_text(text: str, path: str = "<script>") -> Script:
         raise ScriptError(path, first.line, first.column, first.message, errors) from None
 
 
+def read_script_file(path: str | Path) -> str:
+    """The text of a script file; every failure (no such file, a directory or a pipe, too big,
+    not UTF-8) is a :class:`ScriptError` at the line and column it is about."""
+    try:
+        return read_text_file(path, MAX_BYTES, what="script")
+    except UnreadableFile as exc:
+        raise ScriptError(str(path), exc.line, exc.column, exc.message) from None
+
+
 def load_script(path: str | Path) -> Script:
-    """Read a UTF-8 script file and load it; every failure is a :class:`ScriptError`."""
+    """Read a UTF-8 script file and load it, with its prompt banks; every failure is a :class:`ScriptError`."""
     name = str(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise ScriptError(name, 1, 1, "no such file; check the path") from None
-    except IsADirectoryError:
-        raise ScriptError(name, 1, 1, "this is a directory; give the path of a .yaml file") from None
-    except OSError as exc:
-        raise ScriptError(name, 1, 1, f"cannot read the file ({exc.strerror}); check its permissions") from None
-    if len(raw) > MAX_BYTES:
-        raise ScriptError(name, 1, 1, "the file is over 256 KiB; a script may be at most 256 KiB")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        message = f"the file is not UTF-8 (bad byte at offset {exc.start}); save it as UTF-8"
-        raise ScriptError(name, 1, 1, message) from None
-    return load_script_text(text, name)
+    text = read_script_file(path)
+    script = load_script_text(text, name)
+    check_prompts(script, text, name)
+    return script
+
+
+def check_prompts(script: Script, text: str, path: str) -> None:
+    """Raise :class:`ScriptError` at each ``prompt: {bank: ...}`` whose bank or pinned id the
+    prompts folder does not hold (or cannot read), so a circle never starts and then finds out.
+
+    ``text`` is the script's own text: it is read again for positions only when something is wrong.
+    """
+    problems = _prompt_problems(script)
+    if not problems:
+        return
+    _, located = _read_yaml(text, path)
+    errors = []
+    for at, message in problems:
+        while at not in located.values:  # the nearest node that exists
+            at = at[:-1]
+        errors.append(ScriptError(path, *located.values[at], message))
+    errors.sort(key=lambda e: (e.line, e.column))
+    first = errors[0]
+    raise ScriptError(path, first.line, first.column, first.message, errors)
+
+
+def _prompt_problems(script: Script) -> list[tuple[DataPath, str]]:
+    """(where, what is wrong) for every prompt reference the banks cannot answer."""
+    problems: list[tuple[DataPath, str]] = []
+    known: list[str] | None = None
+    for index, phase in enumerate(script.phases):
+        if not isinstance(phase, RoundPhase | OpenPhase) or not isinstance(phase.prompt, PromptRef):
+            continue
+        ref, at = phase.prompt, ("phases", index, "prompt")
+        known = bank_names() if known is None else known
+        if ref.bank not in known:
+            problems.append(((*at, "bank"), _no_bank(ref.bank, known)))
+            continue
+        try:
+            bank = find_bank(ref.bank)
+        except BankError as exc:
+            problems.append(((*at, "bank"), f"prompt bank {ref.bank!r} cannot be used: {exc}; fix that file"))
+            continue
+        if ref.id is not None and ref.id not in bank.ids:
+            close = difflib.get_close_matches(ref.id, bank.ids, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            message = f"bank {ref.bank!r} has no prompt {ref.id!r}{hint}; its prompts: {', '.join(bank.ids)}"
+            problems.append(((*at, "id"), message))
+    return problems
+
+
+def _no_bank(name: str, known: list[str]) -> str:
+    if not known:
+        folder = prompts_dir() / "banks"
+        return (
+            f"no prompt bank {name!r}: there are no banks in {folder}; "
+            "set FACILITATOR_PROMPTS_DIR to the folder that holds banks/, or write the prompt as text"
+        )
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"no prompt bank {name!r}{hint}; banks here: {', '.join(known)}"

@@ -4,7 +4,8 @@ A script is a sequence of timed phases (announce, round, open, silence, close), 
 consent text participants agree to, and the group agreement. The models are strict: an
 unknown key is an error (the loader adds "did you mean"), durations need a unit, and the
 cross-field rules a facilitator would expect are checked here (a script ends with exactly
-one close; a phase may only name roles the script declares).
+one close; a phase may only name roles the script declares; no duration, and no phase as
+planned, is longer than a day, and no whole script longer than a week).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from facilitator.script.durations import DURATION_PATTERN, parse_duration
+from facilitator.script.durations import (
+    DURATION_PATTERN,
+    MAX_SCRIPT_SECONDS,
+    MAX_SCRIPT_TEXT,
+    MAX_SECONDS,
+    MAX_TEXT,
+    format_duration,
+    parse_duration,
+)
 
 Duration = Annotated[
     int,
@@ -23,7 +32,7 @@ Duration = Annotated[
         {
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "description": 'A length of time with a unit: "90s", "5m", "1h30m".',
+            "description": 'A length of time with a unit: "90s", "5m", "1h30m"; at most 24h.',
             "examples": ["90s", "5m", "1h30m"],
         }
     ),
@@ -176,7 +185,33 @@ class Script(_Strict):
                         f"phase {index + 1} ({phase.name}): a reminder {before}s before the end "
                         f"must fall inside its {length}s"
                     )
+        self._within_limits()
         return self
+
+    def _within_limits(self) -> None:
+        """Each phase as planned (``check``'s timeline) is at most a day; the whole script a week."""
+        total, estimated = 0, False
+        for index, phase in enumerate(self.phases):
+            length = planned_length(phase, self.expected_participants)
+            total += length
+            where = f"phase {index + 1} ({phase.name})"
+            if isinstance(phase, RoundPhase):
+                estimated = estimated or not phase.speakers
+                if length > MAX_SECONDS:
+                    speakers = len(phase.speakers) if phase.speakers else self.expected_participants
+                    plan = f"{speakers} {'person' if speakers == 1 else 'people'} × {format_duration(phase.turn)}"
+                    plan += f" × {phase.rounds} rounds" if phase.rounds > 1 else ""
+                    plan += "" if phase.speakers else ", from expected_participants"
+                    raise ValueError(
+                        f"{where} is planned at about {format_duration(length)} ({plan}); a phase may last at "
+                        f"most {MAX_TEXT}, so shorten its turn or have fewer rounds"
+                    )
+            if total > MAX_SCRIPT_SECONDS:
+                counted = f" (a round counted as {self.expected_participants} people)" if estimated else ""
+                raise ValueError(
+                    f"{where} brings the circle to about {format_duration(total)}{counted}; a whole circle "
+                    f"may last at most {MAX_SCRIPT_TEXT}, so shorten its phases or turns"
+                )
 
     @property
     def agreement_hash(self) -> str:
@@ -194,3 +229,12 @@ class Script(_Strict):
 
 
 PhaseModel = AnnouncePhase | RoundPhase | OpenPhase | SilencePhase | ClosePhase
+
+
+def planned_length(phase: PhaseModel, expected_participants: int) -> int:
+    """Seconds a phase is planned to take; a round is estimated as turn × speakers × rounds, the
+    speakers being its ``speakers`` roles, or else the script's ``expected_participants``."""
+    if isinstance(phase, RoundPhase):
+        speakers = len(phase.speakers) if phase.speakers else expected_participants
+        return phase.turn * speakers * phase.rounds
+    return phase.duration

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from facilitator.script.durations import format_clock, format_duration
-from facilitator.script.models import RoundPhase, Script
+from facilitator.script.models import RoundPhase, Script, planned_length
 
 __all__ = ["TimelineRow", "format_timeline", "timeline"]
 
@@ -36,9 +36,9 @@ def timeline(script: Script) -> list[TimelineRow]:
     rows: list[TimelineRow] = []
     start = 0
     for index, phase in enumerate(script.phases, start=1):
+        length = planned_length(phase, script.expected_participants)
         if isinstance(phase, RoundPhase):
             speakers = len(phase.speakers) if phase.speakers else script.expected_participants
-            length = phase.turn * speakers * phase.rounds
             note = f"{speakers} × {format_duration(phase.turn)}"
             if phase.rounds > 1:
                 note += f" × {phase.rounds} rounds"
@@ -46,7 +46,6 @@ def timeline(script: Script) -> list[TimelineRow]:
                 note += f", {', '.join(phase.speakers)} only"
             rows.append(TimelineRow(index, phase.kind, phase.name, start, length, f"{note} (estimate)", True))
         else:
-            length = phase.duration
             rows.append(TimelineRow(index, phase.kind, phase.name, start, length))
         start += length
     return rows
