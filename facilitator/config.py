@@ -41,21 +41,44 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import make_url
 
 from facilitator.runtime.host import GroupInfo
-from facilitator.script.errors import ScriptError, explain
+from facilitator.script.errors import RuleError, ScriptError, explain
 from facilitator.script.loader import read_yaml
+from facilitator.storage.urls import url_problem
 
 MATRIX_USER = re.compile(r"^@[^:\s]+:[^\s]+$")
 MATRIX_ROOM = re.compile(r"^![^:\s]+(:[^\s]+)?$")  # room version 12 ids have no server part
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
+
+def _discord_id(value: int) -> int:
+    """A Discord id (a snowflake) is a positive number."""
+    if value <= 0:
+        raise ValueError(
+            f"{value} is not a Discord id: ids are long numbers like 111111111111111111 "
+            "(in Discord, turn on Settings > Advanced > Developer Mode, then right-click the server, "
+            "channel or role > Copy ID)"
+        )
+    return value
+
+
 PowerLevel = Annotated[int, Field(ge=0, le=100)]
-Snowflake = Annotated[int, Field(gt=0, description="A Discord id (Developer Mode: right-click > Copy ID).")]
+Snowflake = Annotated[
+    int,
+    AfterValidator(_discord_id),
+    Field(description="A Discord id (Developer Mode: right-click > Copy ID)."),
+]
 
 
 def _role_name(value: object) -> object:
     """A role id written without quotes is read as a number: take it as its text."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(
+            "an empty text names no role; write a role id (like 333333333333333333: right-click the role > "
+            "Copy Role ID) or a role's name (like Facilitators)"
+        )
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
@@ -119,8 +142,13 @@ class _Strict(BaseModel):
 class MatrixConfig(_Strict):
     """How the bot reaches Matrix, and who may bring it into a room."""
 
-    homeserver: str = Field(description="The homeserver's client URL, e.g. https://matrix.example.org.")
-    user_id: str = Field(description="The bot's full Matrix id, e.g. @facilitator:example.org.")
+    homeserver: str = Field(
+        description="The homeserver's client URL, e.g. https://matrix.example.org.",
+        examples=["https://matrix.example.org"],
+    )
+    user_id: str = Field(
+        description="The bot's full Matrix id, e.g. @facilitator:example.org.", examples=["@facilitator:example.org"]
+    )
     password_env: str = Field(
         default="FACILITATOR_MATRIX_PASSWORD",
         description="Environment variable holding the bot's password; needed only for the first log-in.",
@@ -132,11 +160,13 @@ class MatrixConfig(_Strict):
     store_dir: Path = Field(
         default=Path("matrix-store"),
         description="Where the device's keys and saved log-in are kept (relative to the config file).",
+        examples=["matrix-store"],
     )
     device_name: str = Field(default="facilitator", max_length=100)
     allowed_inviters: tuple[str, ...] = Field(
         default=(),
         description="Who may invite the bot: full ids (@coordinator:example.org) or whole servers (:example.org).",
+        examples=[["@coordinator:example.org", ":example.org"]],
     )
     command_prefix: str = Field(default="!circle", min_length=1, max_length=32)
     steer_level: PowerLevel = Field(default=50, description="Power level needed to start and steer circles.")
@@ -216,9 +246,12 @@ class DiscordConfig(_Strict):
     guilds: tuple[Snowflake, ...] = Field(
         min_length=1,
         description="The servers (guild ids) the bot serves; /circle is registered there, and refused elsewhere.",
+        examples=[[111111111111111111]],
     )
     steer_roles: tuple[RoleName, ...] = Field(
-        default=(), description="Roles (ids, or names) whose members may start and steer circles."
+        default=(),
+        description="Roles (ids, or names) whose members may start and steer circles.",
+        examples=[[333333333333333333, "Facilitators"]],
     )
     steer_permission: str = Field(
         default="manage_channels",
@@ -259,15 +292,23 @@ class DiscordConfig(_Strict):
 class GroupConfig(_Strict):
     """A group of rooms: its name, region and sector (for reports), and who may steer there."""
 
-    name: str = Field(min_length=1, max_length=255)
-    region: str | None = Field(default=None, max_length=120)
-    sector: str | None = Field(default=None, max_length=120)
-    matrix_rooms: tuple[str, ...] = ()
+    name: str = Field(min_length=1, max_length=255, examples=["North West check-ins"])
+    region: str | None = Field(default=None, max_length=120, examples=["North West"])
+    sector: str | None = Field(default=None, max_length=120, examples=["health"])
+    matrix_rooms: tuple[str, ...] = Field(default=(), examples=[["!abcdef:example.org"]])
     steer_level: PowerLevel | None = Field(default=None, description="Overrides matrix.steer_level here.")
-    discord_channels: tuple[Snowflake, ...] = ()
-    steer_roles: tuple[RoleName, ...] | None = Field(default=None, description="Overrides discord.steer_roles here.")
-    timezone: TimeZone = Field(default="UTC", description="Where its dates are counted (exports and reports).")
-    coordinators: tuple[PersonKey, ...] = Field(default=(), description="Who may export this group's attendance.")
+    discord_channels: tuple[Snowflake, ...] = Field(default=(), examples=[[222222222222222222]])
+    steer_roles: tuple[RoleName, ...] | None = Field(
+        default=None, description="Overrides discord.steer_roles here.", examples=[["NW lead"]]
+    )
+    timezone: TimeZone = Field(
+        default="UTC", description="Where its dates are counted (exports and reports).", examples=["Europe/London"]
+    )
+    coordinators: tuple[PersonKey, ...] = Field(
+        default=(),
+        description="Who may export this group's attendance.",
+        examples=[["@ana:example.org", 444444444444444444]],
+    )
 
     @field_validator("matrix_rooms")
     @classmethod
@@ -288,8 +329,8 @@ class GroupConfig(_Strict):
 class RegionConfig(_Strict):
     """A region: who coordinates every group whose ``region`` is this name."""
 
-    name: str = Field(min_length=1, max_length=120)
-    coordinators: tuple[PersonKey, ...] = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=120, examples=["North West"])
+    coordinators: tuple[PersonKey, ...] = Field(min_length=1, examples=[["@ana:example.org"]])
 
 
 class PrivacyConfig(_Strict):
@@ -312,7 +353,10 @@ class ServeConfig(_Strict):
     """Everything ``facilitator serve`` needs."""
 
     database: str | None = Field(
-        default=None, description="Database URL; FACILITATOR_DATABASE_URL or sqlite:///facilitator.db otherwise."
+        default=None,
+        description="Database URL (a relative SQLite file is next to the configuration); "
+        "FACILITATOR_DATABASE_URL or sqlite:///facilitator.db otherwise.",
+        examples=["sqlite:///facilitator.db"],
     )
     matrix: MatrixConfig | None = None
     discord: DiscordConfig | None = None
@@ -320,26 +364,44 @@ class ServeConfig(_Strict):
     regions: tuple[RegionConfig, ...] = ()
     privacy: PrivacyConfig = PrivacyConfig()
 
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str | None) -> str | None:
+        if value is not None and (problem := _database_problem(value)):
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _something_to_serve(self) -> ServeConfig:
         if self.matrix is None and self.discord is None:
             raise ValueError("nothing to serve: add a 'matrix:' or a 'discord:' section (see the README)")
-        seen: dict[str, str] = {}
-        for group in self.groups:
-            for room in group.rooms():
-                if room in seen:
-                    raise ValueError(f"room {room} is in two groups ({seen[room]!r} and {group.name!r})")
-                seen[room] = group.name
-        regions = [r.name for r in self.regions]
+        seen: dict[str, int] = {}
+        for index, group in enumerate(self.groups):
+            for key, rooms in (("matrix_rooms", group.matrix_rooms), ("discord_channels", group.discord_channels)):
+                for at, room in enumerate(str(r) for r in rooms):
+                    if room not in seen:
+                        seen[room] = index
+                        continue
+                    first = self.groups[seen[room]].name
+                    if seen[room] == index:
+                        message = f"room {room} is listed twice in group {first!r}; remove one"
+                    else:
+                        message = f"room {room} is in two groups ({first!r} and {group.name!r}); keep it in one"
+                    raise RuleError(message, ("groups", index, key, at))
         used = {g.region for g in self.groups if g.region}
-        for name in regions:
-            if regions.count(name) > 1:
-                raise ValueError(f"region {name!r} is listed twice under 'regions'; merge its coordinators")
+        listed: set[str] = set()
+        for index, region in enumerate(self.regions):
+            name = region.name
+            if name in listed:
+                twice = f"region {name!r} is listed twice under 'regions'; merge its coordinators"
+                raise RuleError(twice, ("regions", index, "name"))
+            listed.add(name)
             if name not in used:
                 known = ", ".join(sorted(used)) or "none yet"
-                raise ValueError(
+                raise RuleError(
                     f"region {name!r} under 'regions' is no group's region (groups' regions: {known}); "
-                    "check its spelling, or give a group 'region: " + name + "'"
+                    "check its spelling, or give a group 'region: " + name + "'",
+                    ("regions", index, "name"),
                 )
         return self
 
@@ -353,6 +415,20 @@ class ServeConfig(_Strict):
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says why and how to fix it."""
+
+
+def _database_problem(value: str) -> str | None:
+    """What is wrong with ``value`` as the configuration's database URL, or None."""
+    return url_problem(value, here="next to this one", memory=False)
+
+
+def _next_to(database: str, folder: Path) -> str:
+    """A SQLite URL whose relative file is taken as relative to ``folder`` (other URLs as they are)."""
+    url = make_url(database)
+    name = url.database
+    if url.get_backend_name() != "sqlite" or not name or name.startswith("file:") or Path(name).is_absolute():
+        return database
+    return url.set(database=str(folder / name)).render_as_string(hide_password=False)
 
 
 def load_config(path: str | Path) -> ServeConfig:
@@ -375,10 +451,13 @@ def load_config(path: str | Path) -> ServeConfig:
     try:
         config = ServeConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError("\n".join(str(e) for e in explain(error, data, located, str(path)))) from None
+        explained = explain(error, data, located, str(path), root=ServeConfig)
+        raise ConfigError("\n".join(str(e) for e in explained)) from None
     if config.matrix is not None and not config.matrix.store_dir.is_absolute():
         matrix = config.matrix.model_copy(update={"store_dir": path.parent / config.matrix.store_dir})
         config = config.model_copy(update={"matrix": matrix})
+    if config.database is not None:  # not the folder serve happens to be started in (systemd: /)
+        config = config.model_copy(update={"database": _next_to(config.database, path.absolute().parent)})
     return config
 
 

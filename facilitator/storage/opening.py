@@ -13,26 +13,16 @@ import stat
 
 from facilitator.storage.store import Store
 
-BACKENDS = ("sqlite", "postgresql")
-HOW = "write sqlite:///facilitator.db (a file here), sqlite:////full/path.db, or postgresql://user@host/name"
-
 
 class DatabaseProblem(Exception):
     """The database cannot be used; the message says why and what to do."""
 
 
 def url_problem(url: str) -> str | None:
-    """What is wrong with ``url`` as a database URL, or None."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """What is wrong with ``url`` as a ``--db`` URL, or None."""
+    from facilitator.storage.urls import url_problem as problem_of
 
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return f"{url!r} is not a database URL: {HOW}"
-    if parsed.get_backend_name() not in BACKENDS:
-        return f"{url!r} is not a SQLite or PostgreSQL URL: {HOW}"
-    return None
+    return problem_of(url, here="in the folder you are in", memory=True)
 
 
 def sqlite_path(url: str) -> str | None:
