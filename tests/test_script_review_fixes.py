@@ -364,3 +364,11 @@ def test_a_named_pipe_among_the_banks_does_not_hang_a_start(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "Small circle" in proc.stdout  # the circle opened, its prompt drawn from check-in
+
+
+@pytest.mark.parametrize("kind", ["[]", "{a: 1}"])
+def test_a_phase_kind_that_is_a_list_or_a_mapping_is_a_sentence_not_a_crash(tmp_path: Path, kind: str) -> None:
+    bad = write(tmp_path, "kind.yaml", edited("  - kind: open\n    duration: 10m", f"  - kind: {kind}\n    turn: 5m"))
+    code, out, err = check(bad)
+    assert code == 1 and out == "" and "Traceback" not in err
+    assert err.startswith(f"{bad}:11:11: phase 2 has unknown kind ") and "use one of: announce, round" in err

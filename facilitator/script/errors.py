@@ -262,7 +262,7 @@ def _where(at: DataPath, data: dict[str, Any]) -> str:
     parent, last = at[:-1], at[-1]
     if isinstance(last, int) and parent == ("phases",):
         kind = (_phase(at, data) or {}).get("kind")
-        return f"phase {last + 1} ({kind})" if kind in PHASE_MODELS else f"phase {last + 1}"
+        return f"phase {last + 1} ({kind})" if isinstance(kind, str) and kind in PHASE_MODELS else f"phase {last + 1}"
     if isinstance(last, int):
         return f"role {last + 1}" if parent == ("roles",) else f"item {last + 1} of {_where(parent, data)}"
     return f"{last!r} in {_where(parent, data)}" if parent else repr(last)
