@@ -254,7 +254,8 @@ def _wanted(name: str, opts: dict[str, Any], asked: _Asked, store: Store) -> Any
 
     since, until = _dates(name, opts["since"], opts["until"])
     with store.engine.connect() as conn:
-        known = known_values(conn)
+        named = any(opts[f"{kind}s"] for kind in FILTERED)
+        known = known_values(conn) if named else {kind: [] for kind in FILTERED}  # no scan when nothing is named
         chosen: dict[str, tuple[str, ...]] = {}
         for kind in FILTERED:
             raw = tuple(opts[f"{kind}s"])
@@ -282,7 +283,8 @@ def _wanted(name: str, opts: dict[str, Any], asked: _Asked, store: Store) -> Any
             except NotAllowed as error:
                 _fail(name, str(error))
             wanted = replace(wanted, group_ids=ids)
-            known = known_values(conn, ids)  # a coordinator is told only of their own groups' names
+            if named:
+                known = known_values(conn, ids)  # a coordinator is told only of their own groups' names
     for kind in FILTERED:
         for value in chosen[kind]:
             if value not in known[kind]:
