@@ -30,7 +30,9 @@ HINTS = {"join_hint": "type: join", "consent_hint": "type: consent"}
 
 
 def member_id(name: str) -> str:
-    """The member id of a console participant called ``name``."""
+    """The member id of a console participant called ``name`` (a name is needed)."""
+    if not name.strip():
+        raise ValueError("a console participant needs a name")
     return f"{PLATFORM}:{name.strip().lower()}"
 
 
@@ -98,7 +100,7 @@ class ConsoleAdapter:
         """The folder of ``member``'s files: their name where it is a plain one, else its digest."""
         name = member.split(":", 1)[-1]
         plain = re.sub(r"[^a-z0-9._-]", "_", name)
-        if plain != name or plain.startswith("."):
+        if not plain or plain != name or plain.startswith("."):  # never the folder of everyone's files
             plain = f"{plain.lstrip('.')[:40]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
         return self.files / plain
 

@@ -210,3 +210,9 @@ def test_exporting_as_a_coordinator_never_writes_the_configuration_into_the_data
     assert "Exported 0 attendance rows (your groups: Renamed)" in result.stderr
     with sqlite3.connect(db) as conn:
         assert conn.execute('SELECT room, name FROM "group"').fetchall() == [(room, before)]
+
+
+@pytest.mark.parametrize("name", [" ", "", "../x", "9lives"])
+def test_the_console_needs_a_plain_name_to_type_as(tmp_path: Path, name: str) -> None:
+    result = run("console", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--as", name)
+    refused(result, "a name starts with a letter")

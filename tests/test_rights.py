@@ -236,3 +236,17 @@ def test_forgetting_one_person_leaves_everyone_elses_lines_and_notes(tmp_path: P
     assert store.get_value("matrix:@bot:example.org:dm-room:!one:example.org") is None
     assert store.get_value("matrix:@bot:example.org:dm:@to:example.org.uk") == "!two:example.org"
     store.close()
+
+
+async def test_forget_me_in_the_console_removes_only_that_persons_files(host: Host, tmp_path: Path) -> None:
+    """Whatever a name is, its folder is its own: never the folder that holds everyone's."""
+    c = host.console
+    await run_whole_circle(host, ["Ada", ".."])
+    await c.say("Ada", "mydata")
+    await c.say("..", "mydata")
+    odd = c.folder_of(member_id(".."))
+    assert odd.parent == c.files and odd.name != ".." and (odd / "my-data.json").exists()
+    for strange in ("console:", "console:.", "console:../x", "console:a/b"):
+        assert c.folder_of(strange).parent == c.files and c.folder_of(strange) != c.files
+    await c.say("..", "forget me")
+    assert not odd.exists() and (c.folder_of(member_id("Ada")) / "my-data.json").exists()
