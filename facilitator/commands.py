@@ -53,7 +53,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("mydata", "mydata", False, ("my-data", "data")),
     CommandSpec("withdraw", "withdraw", False),
     CommandSpec("forget", "forget me", False),
-    CommandSpec("export", "export [attendance|circle|person] [csv|xlsx|json] [FROM [TO]]", False, coordinating=True),
+    CommandSpec(
+        "export", "export [attendance|circle|person] [csv|xlsx|json] [FROM [TO]] [group NAME]", False, coordinating=True
+    ),
     CommandSpec("help", "help", False),
 )
 
@@ -83,6 +85,8 @@ def parse(text: str) -> Parsed | Help:
     words = text.strip().split()
     if not words:
         return Help("")
+    if words[0].lower() == "forget-me":  # Discord's name for it, typed elsewhere
+        words = ["forget", "me", *words[1:]]
     spec = _BY_WORD.get(words[0].lower())
     if spec is None:
         return Help(f"there is no command {words[0][:40]!r}")
@@ -130,7 +134,7 @@ def to_event(parsed: Parsed, by: str, name: str, resolve: Callable[[str], str]) 
         case "resume":
             return E.Resume(by)
         case "extend":
-            match = re.fullmatch(r"(\d{1,3})\s*(m|min|mins|minutes?)?", args[0].lower())
+            match = re.fullmatch(r"(\d+)\s*(m|min|mins|minutes?)?", args[0].lower())  # the engine says the range
             if not match:
                 return Help("extend takes a whole number of minutes, like: extend 5")
             return E.Extend(by, int(match.group(1)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -56,12 +57,18 @@ async def handle(runtime: Runtime, platform: str, room: str, by: str, parsed: Pa
         await runtime.writer.drain()  # their records already accepted are kept before they are unnamed
         changed = await runtime.writer.call(rights.withdraw, runtime.store, by, runtime.clock.now(), platform)
         template = "withdrawn" if changed.known else "nothing_kept"
-        return await runtime.say_private(platform, room, by, template, source=source, count=str(changed.attendances))
+        past = counted(changed.attendances, "record")
+        return await runtime.say_private(platform, room, by, template, source=source, count=past)
     if parsed.name == "forget":
         if [a.lower() for a in parsed.args] != ["me"]:
             return await runtime.say_private(platform, room, by, "forget_confirm", source=source)
         return await _forget(runtime, platform, room, by, source)
     return await _export(runtime, platform, room, by, parsed.args, source)
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``1 consent entry``, ``2 consent entries``."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 class TooBig(Exception):
@@ -93,7 +100,10 @@ async def _my_data(runtime: Runtime, platform: str, room: str, by: str, source: 
         return await runtime.say_private(platform, room, by, "nothing_kept", source=source)
     data = orjson.dumps(_readable(found), option=orjson.OPT_INDENT_2)
     attachment = Attachment("my-data.json", data, "application/json")
-    counts = {"attendances": str(len(found["attendance"])), "entries": str(len(found["consent"]))}
+    counts = {
+        "attendances": counted(len(found["attendance"]), "attendance record"),
+        "entries": counted(len(found["consent"]), "consent entry", "consent entries"),
+    }
     text = runtime.voice.say("my_data", **counts)
     return await runtime.send_private_file(platform, room, by, Line(text, to=by, attachment=attachment), source)
 
@@ -133,6 +143,11 @@ async def _checkpointed(runtime: Runtime) -> bool:
     return False
 
 
+EXPORT_USAGE = "export [attendance|circle|person] [csv|xlsx|json] [FROM [TO]] [group NAME]"
+DATE_LIKE = re.compile(r"^\d")
+"""A word that begins with a digit is meant as a date (31/03/2026 is told how to write one)."""
+
+
 def _export_request(args: tuple[str, ...]) -> tuple[Level, Format, ExportFilter] | str:
     """``export [LEVEL] [FORMAT] [FROM [TO]] [group NAME]``: the request, or what was wrong."""
     level: Level = "attendance"
@@ -152,13 +167,13 @@ def _export_request(args: tuple[str, ...]) -> tuple[Level, Format, ExportFilter]
             level = lowered
         elif lowered in FORMATS:
             fmt = lowered
-        elif len(days) < 2:
+        elif len(days) < 2 and DATE_LIKE.match(word):  # only what looks like a date is read as one
             try:
                 days.append(parse_day(word, "the date"))
             except ValueError as error:
                 return str(error)
         else:
-            return f"export does not know {word[:40]!r}: export [attendance|circle|person] [csv|xlsx|json] [FROM [TO]]"
+            return f"export does not know {word[:40]!r}: {EXPORT_USAGE}"
     since = days[0] if days else None
     until = days[1] if len(days) > 1 else None
     if since and until and since > until:

@@ -242,9 +242,13 @@ async def test_a_coordinator_gets_the_export_privately_in_chat(served: tuple[Run
     recorder.lines.clear()
     await handle_command(runtime, "matrix", NORTH, nia, "Nia", "export 2027-02-30")
     assert "is not a date" in recorder.lines[-1][1].text
+    await handle_command(runtime, "matrix", NORTH, nia, "Nia", "export 31/03/2027")
+    assert "'31/03/2027' is not a date: write it as YYYY-MM-DD" in recorder.lines[-1][1].text
+    await handle_command(runtime, "matrix", NORTH, nia, "Nia", "export pdf")  # a format we do not write
+    assert "export does not know 'pdf': export [attendance|circle|person] [csv|xlsx|json]" in recorder.lines[-1][1].text
     recorder.lines.clear()
     await handle_command(runtime, "matrix", NORTH, nia, "Nia", "help")
-    assert "export [attendance|circle|person]" in recorder.lines[-1][1].text
+    assert "export [attendance|circle|person] [csv|xlsx|json] [FROM [TO]] [group NAME]" in recorder.lines[-1][1].text
     await handle_command(runtime, "matrix", NORTH, "matrix:@p-ada:example.org", "Ada", "help")
     assert "export" not in recorder.lines[-1][1].text.replace("exports", "")
 

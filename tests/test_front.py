@@ -60,3 +60,14 @@ async def test_a_one_to_one_room_answers_help_and_points_back_to_the_circle(host
     await typed(host, "Ada", "frobnicate", direct=True, room="dm-ada")
     assert "there is no command 'frobnicate'" in private_to(host, "Ada")[-1].plain()
     assert all(line.to is not None for line in host.console.transcript)  # nothing said to a room
+
+
+async def test_words_people_type_that_used_to_be_misread(host: Host) -> None:
+    """extend with a large number is told the range (not "I did not understand"); forget-me is forget me."""
+    await in_the_check_in_round(host)
+    await host.console.say("Fran", "extend 1000")
+    told = [line.plain() for line in host.console.transcript if line.to == member_id("Fran")][-1]
+    assert "from 1 to 120" in told and "did not understand" not in told
+    await host.console.say("Cy", "forget-me")
+    told = [line.plain() for line in host.console.transcript if line.to == member_id("Cy")][-1]
+    assert told.startswith("Nothing is kept about you here")  # not "there is no command"

@@ -62,7 +62,7 @@ async def test_withdraw_makes_my_past_attendance_anonymous_from_the_next_export(
     assert "Bea" in {row["person"] for row in _csv(host)}
     outcome = await host.console.say("Bea", "withdraw")
     assert outcome.accepted
-    assert "1 past attendance records no longer name you" in _private(host, "Bea")[-1]
+    assert "Your past attendance (1 record) no longer names you" in _private(host, "Bea")[-1]
     rows = _csv(host)
     assert [row["person"] for row in rows] == ["Ada", "", "Cy"]
     assert [row["anonymous"] for row in rows] == ["no", "yes", "no"]
