@@ -246,7 +246,7 @@ from facilitator.exports.filters import ExportFilter
 from facilitator.storage.store import Store
 
 def stuck(*args, **kwargs):
-    os.write(1, f"{os.getpid()}\n".encode())  # a helper has started (one write: the two never interleave)
+    os.write(1, f"{os.getpid()}\\n".encode())  # a helper has started (one write: the two never interleave)
     signal.pause()  # and works until stopped
 
 parallel.SPLIT_FROM = 100
