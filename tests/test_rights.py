@@ -250,3 +250,41 @@ async def test_forget_me_in_the_console_removes_only_that_persons_files(host: Ho
         assert c.folder_of(strange).parent == c.files and c.folder_of(strange) != c.files
     await c.say("..", "forget me")
     assert not odd.exists() and (c.folder_of(member_id("Ada")) / "my-data.json").exists()
+
+
+@pytest.mark.parametrize(
+    "between",
+    [
+        ["leave", "join anonymous", "consent"],  # named, then anonymous
+        ["withdraw", "leave", "join", "consent"],  # withdrew, then joined again with her name
+        ["forget me", "join", "consent"],  # forgotten, then joined again
+    ],
+    ids=["anonymous-after-named", "named-after-withdraw", "named-after-forget"],
+)
+async def test_an_unnamed_stint_is_never_linked_to_a_named_one_in_the_same_circle(
+    host: Host, between: list[str]
+) -> None:
+    """Rows of one circle share a seat only when they are one person's and equally (un)named: an
+    anonymous or withdrawn row that shared a seat with a named one would say who it was."""
+    from facilitator.storage.tables import attendance_table as attendance
+
+    c = host.console
+    await c.say("Fran", "start check-in-30")
+    for name in ("Ada", NAME):
+        await c.say(name, "join")
+        await c.say(name, "consent")
+    await c.say("Fran", "begin")
+    host.clock.advance(120)
+    await host.runtime.settle()
+    for text in between:
+        await c.say(NAME, text)
+    await c.say("Fran", "end")
+    await host.runtime.writer.drain()
+    with host.store.engine.connect() as conn:
+        rows = conn.execute(select(attendance.c.member_id, attendance.c.seat)).all()
+    named = {seat for member, seat in rows if member is not None}
+    unnamed = {seat for member, seat in rows if member is None}
+    assert len(rows) == 3 and len(named) == 2 and len(unnamed) == 1
+    assert not named & unnamed
+    [circle] = _csv(host, "circle")
+    assert (circle["size"], circle["named"], circle["anonymous"]) == ("3", "2", "1")

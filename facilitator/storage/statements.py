@@ -40,7 +40,7 @@ from facilitator.storage.tables import (
 
 _OPEN_SEAT = (
     attendance.c.circle_id == bindparam("b_circle"),
-    attendance.c.seat == bindparam("b_seat"),
+    attendance.c.seat.in_([bindparam("b_seat"), bindparam("b_seat_anonymous")]),  # one row is open at a time
     attendance.c.left_at.is_(None),
 )
 
@@ -65,6 +65,18 @@ INSERT_PROMPT_USE: Insert = insert(prompt_use)
 INSERT_AUDIT: Insert = insert(audit)
 INSERT_HANDLED: Insert = insert(handled)
 INSERT_OUTBOX: Insert = insert(outbox)
+UNLINK_UNNAMED: Update = (
+    update(attendance)
+    .where(
+        attendance.c.circle_id == bindparam("b_circle"),
+        attendance.c.seat == bindparam("b_seat"),
+        attendance.c.member_id.is_(None),
+        attendance.c.left_at.is_not(None),
+    )
+    .values(seat=bindparam("b_new_seat"))
+)
+"""Before someone's named attendance starts again in a circle: their earlier rows there that are
+no longer named (they withdrew, or were forgotten) get a seat of their own, so nothing links them."""
 END_ATTENDANCE: Update = update(attendance).where(*_OPEN_SEAT).values(left_at=bindparam("b_at"))
 COUNT_SPOKEN: Update = (
     update(attendance).where(*_OPEN_SEAT).values(turns_spoken=attendance.c.turns_spoken + literal_column("1"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from facilitator.storage.statements import (
     INSERT_HANDLED,
     INSERT_OUTBOX,
     INSERT_PROMPT_USE,
+    UNLINK_UNNAMED,
     Batch,
 )
 from facilitator.storage.tables import (
@@ -154,15 +156,18 @@ def make_engine(url: str) -> Engine:
             url,
             connect_args={"check_same_thread": False},
             poolclass=StaticPool if memory else None,
+            hide_parameters=True,  # an error's log line must not carry names, ids or circle state
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
-def seat_of(salt: str, member: str) -> str:
-    """The salted hash that links one person's attendance rows within one live circle."""
-    return hashlib.sha256(f"{salt}:{member}".encode()).hexdigest()[:32]
+def seat_of(salt: str, member: str, anonymous: bool = False) -> str:
+    """The salted hash that links one person's attendance rows within one live circle: named and
+    anonymous stints of the same person get different seats, so neither points at the other."""
+    said = f"{salt}:{member}:anonymous" if anonymous else f"{salt}:{member}"
+    return hashlib.sha256(said.encode()).hexdigest()[:32]
 
 
 class Store:
@@ -399,13 +404,16 @@ class Store:
                 },
             )
         elif isinstance(record, A.AttendanceStarted):
+            seat = self._seat(conn, cid, record.member, record.anonymous)
+            if not record.anonymous:
+                batch.add(UNLINK_UNNAMED, {"b_circle": cid, "b_seat": seat, "b_new_seat": secrets.token_hex(16)})
             batch.add(
                 INSERT_ATTENDANCE,
                 {
                     "circle_id": cid,
                     "member_id": self._named_member(conn, write, record),
                     "anonymous": record.anonymous,
-                    "seat": self._seat(conn, cid, record.member),
+                    "seat": seat,
                     "joined_at": record.at,
                     "left_at": None,
                     "turns_spoken": 0,
@@ -413,11 +421,10 @@ class Store:
                 },
             )
         elif isinstance(record, A.AttendanceEnded):
-            seat = self._seat(conn, cid, record.member)
-            batch.add(END_ATTENDANCE, {"b_circle": cid, "b_seat": seat, "b_at": record.at})
+            batch.add(END_ATTENDANCE, {**self._seats(conn, cid, record.member), "b_at": record.at})
         elif isinstance(record, A.TurnRecorded):
             statement = COUNT_PASSED if record.outcome == "passed" else COUNT_SPOKEN
-            batch.add(statement, {"b_circle": cid, "b_seat": self._seat(conn, cid, record.member)})
+            batch.add(statement, self._seats(conn, cid, record.member))
         elif isinstance(record, A.PromptUsed):
             row = {"group_id": write.group_id, "bank": record.bank, "prompt_id": record.prompt_id, "at": record.at}
             batch.add(INSERT_PROMPT_USE, row)
@@ -432,14 +439,22 @@ class Store:
             }
             batch.add(INSERT_AUDIT, row)
 
-    def _seat(self, conn: Connection, circle_id: str, member: str) -> str:
+    def _salt(self, conn: Connection, circle_id: str) -> str:
         salt = self._tx_salts.get(circle_id) or self._salts.get(circle_id)
         if salt is None:
             salt = conn.execute(select(circles.c.seat_salt).where(circles.c.id == circle_id)).scalar()
             if not salt:
                 raise RuntimeError(f"circle {circle_id} has no seat salt: it has ended, or is not stored")
             self._tx_salts[circle_id] = salt
-        return seat_of(salt, member)
+        return salt
+
+    def _seat(self, conn: Connection, circle_id: str, member: str, anonymous: bool) -> str:
+        return seat_of(self._salt(conn, circle_id), member, anonymous)
+
+    def _seats(self, conn: Connection, circle_id: str, member: str) -> dict[str, str]:
+        """The parameters that find ``member``'s open attendance row, named or anonymous."""
+        salt = self._salt(conn, circle_id)
+        return {"b_circle": circle_id, "b_seat": seat_of(salt, member), "b_seat_anonymous": seat_of(salt, member, True)}
 
     def _named_member(self, conn: Connection, write: Write, record: A.ConsentGiven | A.AttendanceStarted) -> int | None:
         """The member row for a named person; None for an anonymous one (never stored)."""
