@@ -288,3 +288,19 @@ async def test_an_unnamed_stint_is_never_linked_to_a_named_one_in_the_same_circl
     assert not named & unnamed
     [circle] = _csv(host, "circle")
     assert (circle["size"], circle["named"], circle["anonymous"]) == ("3", "2", "1")
+
+
+def test_a_database_error_is_logged_without_the_names_and_ids_it_was_writing(tmp_path: Path) -> None:
+    """SQLAlchemy puts a failed statement's parameters in its message, and so in the log, where
+    forget me cannot reach: the store's engines leave them out."""
+    from sqlalchemy import text
+
+    from facilitator.storage.store import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with pytest.raises(DBAPIError) as failed, engine.begin() as conn:
+            conn.execute(text("INSERT INTO nowhere VALUES (:name)"), {"name": NAME})
+        assert NAME not in str(failed.value) and "hidden" in str(failed.value)
+    finally:
+        engine.dispose()
