@@ -304,3 +304,28 @@ def test_a_database_error_is_logged_without_the_names_and_ids_it_was_writing(tmp
         assert NAME not in str(failed.value) and "hidden" in str(failed.value)
     finally:
         engine.dispose()
+
+
+def test_forget_me_drops_waiting_lines_whose_words_name_the_person(tmp_path: Path) -> None:
+    """A line to someone else can name them in its text ("... after Quillfeather"): waiting in the
+    outbox for a platform that was down, it would bring the name back after the erasure."""
+    from sqlalchemy import insert
+
+    from facilitator.storage.rights import forget
+    from facilitator.storage.store import Outgoing, Store, Write
+
+    store = Store(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        with store.engine.begin() as conn:
+            row = {"key": "matrix:@q:example.org", "platform": "matrix", "display_name": NAME, "created_at": 1.0}
+            conn.execute(insert(members_table).values(**row))
+        group = store.ensure_group("matrix", "!circle:example.org")
+        texts = (f"You are number 1 to hold the piece next, after {NAME}.", "You are number 1, after Zephyrineo.")
+        for n, text in enumerate(texts):
+            line = {"text": text, "to": "matrix:@bea:example.org", "mention": None, "mention_name": None}
+            outgoing = Outgoing("matrix", "!circle:example.org", f"k{n}", [line], 1.0)
+            store.apply([Write(f"c{n}", group, "matrix", "x", {}, None, 1.0, (), outgoing=outgoing)])
+        forget(store, "matrix:@q:example.org", 2.0, "matrix")
+        assert [o.key for o in store.pending_outbox(["matrix"])] == ["k1"]  # a longer word is not her name
+    finally:
+        store.close()

@@ -18,6 +18,7 @@ ever add entries to it.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -183,12 +184,18 @@ def forget(store: Store, key: str, at: float, via: str) -> Changed:
 
 
 def _drop_outbox(conn: Connection, key: str, name: str | None) -> None:
-    """Delete waiting lines addressed to, or mentioning, the person (matched exactly, never by substring)."""
+    """Delete waiting lines addressed to or mentioning the person, or whose words name them (their
+    name as a whole word: "... after Quillfeather"). A line to someone else dropped because it
+    shares a word with the name is a small loss; a line that names the erased person is not."""
+    named = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)") if name else None
     doomed = []
     for row in conn.execute(select(outbox.c.id, outbox.c.lines_json)):
         lines = orjson.loads(row.lines_json)
         if any(
-            line.get("to") == key or line.get("mention") == key or (name and line.get("mention_name") == name)
+            line.get("to") == key
+            or line.get("mention") == key
+            or (name and line.get("mention_name") == name)
+            or (named is not None and named.search(str(line.get("text", ""))))
             for line in lines
         ):
             doomed.append(row.id)
