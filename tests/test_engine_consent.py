@@ -166,3 +166,18 @@ def test_a_stale_consent_after_leaving_does_not_bring_someone_back():
     run = gathered(SCRIPT, people=(ANA, BEN))
     run.ok(E.Leave(ANA), 10.0)
     run.refused(E.Consent(ANA, CONSENT_HASH), 11.0, "join_first")
+
+
+def test_the_hashes_kept_are_of_the_texts_exactly_as_shown() -> None:
+    """A YAML block (``text: |``) ends with a newline the bot does not show: the hash an auditor
+    checks against what was shown must not include it."""
+    from facilitator.script.loader import load_script_text
+
+    script = load_script_text(
+        "title: T\nagreement: |\n  One voice at a time.\n\nconsent:\n  version: '1'\n  text: |\n    Attendance only.\n"
+        "phases:\n  - kind: close\n    text: Thank you.\n",
+        "block.yaml",
+    )
+    assert script.consent.text.endswith("\n") and script.agreement.endswith("\n")
+    assert script.consent.text_hash == hashlib.sha256(b"Attendance only.").hexdigest()
+    assert script.agreement_hash == hashlib.sha256(b"One voice at a time.").hexdigest()

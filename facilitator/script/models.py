@@ -66,8 +66,9 @@ class Consent(_Strict):
 
     @property
     def text_hash(self) -> str:
-        """SHA-256 of the exact text shown, stored with every consent record."""
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        """SHA-256 of the exact text shown (without the blank lines YAML may leave around it, as
+        the bot shows it), stored with every consent record: an auditor can hash what was shown."""
+        return hashlib.sha256(self.text.strip().encode("utf-8")).hexdigest()
 
 
 class Role(_Strict):
@@ -215,8 +216,9 @@ class Script(_Strict):
 
     @property
     def agreement_hash(self) -> str:
-        """SHA-256 of the group agreement's exact text, kept with each agreement consent."""
-        return hashlib.sha256(self.agreement.encode("utf-8")).hexdigest()
+        """SHA-256 of the group agreement's exact text as shown (stripped, as the bot shows it),
+        kept with each agreement consent."""
+        return hashlib.sha256(self.agreement.strip().encode("utf-8")).hexdigest()
 
     @property
     def required_roles(self) -> list[str]:
