@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from facilitator.engine import actions as A
-from facilitator.front import handle_command
+from facilitator.front import clean_name, handle_command
 from facilitator.script.durations import format_clock
 from facilitator.voice import Line
 
@@ -121,8 +121,17 @@ class ConsoleAdapter:
         return f"[{format_clock(now - self._started):>5}]"
 
     async def say(self, speaker: str, text: str) -> A.Outcome:
-        """``speaker`` types ``text`` (a command, as in chat)."""
+        """``speaker`` types ``text`` (a command, as in chat). The name is cleaned as every platform's
+        is (a terminal can hand over a lone surrogate, from bytes that are not UTF-8), and so is a
+        person named in a command, so that they are the same member."""
         assert self.runtime is not None, "connect the adapter to a runtime first"
+        name = clean_name(speaker)
         return await handle_command(
-            self.runtime, PLATFORM, self.room, member_id(speaker), speaker.strip(), text, resolve=member_id
+            self.runtime,
+            PLATFORM,
+            self.room,
+            member_id(name),
+            name,
+            text,
+            resolve=lambda person: member_id(clean_name(person)),
         )

@@ -7,6 +7,7 @@ commands are answered, privately, with the help the sender may use.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 from facilitator import rights
@@ -14,7 +15,43 @@ from facilitator.commands import COMMANDS, Help, Parsed, help_lines, parse, to_e
 from facilitator.engine import actions as A
 from facilitator.engine import events as E
 from facilitator.rights import RIGHTS_COMMANDS
-from facilitator.runtime.host import GroupInfo, Runtime
+from facilitator.runtime.host import GroupInfo, Hosted, Runtime
+
+MAX_NAME = 80
+"""The longest display name the engine keeps (a platform may keep less)."""
+
+UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories never kept in a name: controls, invisible format characters (zero-width
+spaces, direction marks, soft hyphens, byte order marks, tag characters), lone surrogates (no
+encoder takes them: a name holding one could never be saved) and line or paragraph breaks."""
+
+BLANK_LETTERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0")
+"""Characters that are letters or marks to Unicode yet show as nothing (the grapheme joiner,
+Hangul fillers, Khmer inherent vowels): a name made of them would look empty."""
+
+
+def clean_text(text: str) -> str:
+    """Typed text with any lone surrogate dropped: nothing else changes, but what is left can
+    always be encoded, stored and sent (a platform or a terminal can hand over a lone one)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(ch for ch in text if not "\ud800" <= ch <= "\udfff")
+    return text
+
+
+def clean_name(name: str, limit: int = MAX_NAME) -> str:
+    """A display name fit to keep and show, the same rule on every platform: one line, each run
+    of spaces (of any kind) one ordinary space, no control, invisible or line-breaking character
+    (see :data:`UNSHOWN`), at most ``limit`` characters (longer ones end in an ellipsis), and
+    ``someone`` when nothing visible is left."""
+    kept = "".join(
+        " " if ch.isspace() else "" if ch in BLANK_LETTERS or unicodedata.category(ch) in UNSHOWN else ch for ch in name
+    )
+    cleaned = " ".join(kept.split()) or "someone"
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "\u2026"
 
 
 def _identity(person: str) -> str:
@@ -32,16 +69,24 @@ async def handle_command(
     resolve: Callable[[str], str] = _identity,
     group: GroupInfo | None = None,
     may_steer: bool = True,
+    steer_needs: str = "",
     source: str | None = None,
     direct: bool = False,
 ) -> A.Outcome:
     """Carry out one command from ``by`` (display name ``name``) in ``room``.
 
     ``may_steer`` is the platform's word on whether ``by`` may start and steer circles here
-    (room power levels, Discord roles). ``direct`` marks a one-to-one room with the bot: no
-    circle meets there, so only ``help`` and ``scripts`` are answered, with a pointer back.
-    ``source`` is the platform's id of the message (see :meth:`Runtime.submit`): every reply
-    to it is keyed from it, so a platform that deduplicates sends shows each reply once."""
+    (room power levels, Discord roles); ``steer_needs`` says in its words what that takes
+    (``a power level of 50 or more in this room``), for the refusal that tells someone without
+    it (the voice's general words if not given). ``direct`` marks a one-to-one room with the
+    bot: no circle meets there, so only ``help`` and ``scripts`` are answered, with a pointer
+    back. ``source`` is the platform's id of the message (see :meth:`Runtime.submit`): every
+    reply to it is keyed from it, so a platform that deduplicates sends shows each reply once.
+
+    The display name is cleaned here (:func:`clean_name`) and the text and sender of any lone
+    surrogate (:func:`clean_text`), for every platform: nothing typed can make a state that
+    cannot be saved."""
+    by, name, text = clean_text(by), clean_name(name), clean_text(text)
     parsed = parse(text)
     if isinstance(parsed, Parsed) and parsed.name in RIGHTS_COMMANDS:
         return await rights.handle(runtime, platform, room, by, parsed, source)
@@ -65,8 +110,9 @@ async def handle_command(
     if parsed.name == "scripts":
         return await _scripts(runtime, platform, room, by, source)
     if parsed.name == "start":
-        if not may_steer:
-            return await runtime.refuse(platform, room, by, "not_facilitator", source=source)
+        if not may_steer and hosted is None:
+            needs = steer_needs or _needs(runtime)
+            return await runtime.refuse(platform, room, by, "start_needs_permission", source=source, needs=needs)
         return await runtime.open_circle(platform, room, parsed.args[0], by, name, group=group, source=source)
     if parsed.name == "consent" and hosted is not None:
         # Typed consent agrees to the text this circle showed (its script is pinned while it runs);
@@ -77,8 +123,26 @@ async def handle_command(
         usages = help_lines(steering, may_step_in, _coordinates(runtime, by))
         return await _help(runtime, platform, room, by, event.problem, usages, source)
     if isinstance(event, E.NEEDS_PERMISSION) and not may_steer:
-        return await runtime.refuse(platform, room, by, "not_facilitator", source=source)
+        return await runtime.refuse(
+            platform, room, by, _why_not(hosted, by, event), source=source, needs=steer_needs or _needs(runtime)
+        )
     return await runtime.submit(platform, room, event, source=source)
+
+
+def _needs(runtime: Runtime) -> str:
+    return runtime.voice.say("steer_needs")
+
+
+def _why_not(hosted: Hosted | None, by: str, event: E.Event) -> str:
+    """The true reason a steering command from someone the platform does not let steer here is
+    refused (the code of its ``refused.`` template)."""
+    if hosted is None:
+        return "no_circle_needs_permission"  # nothing to steer, and they could not start one either
+    if by in hosted.circle.state.facilitators:
+        return "facilitator_needs_permission"  # a co-facilitator, or their power in the room went down
+    if isinstance(event, E.StepIn):
+        return "step_in_needs_permission"
+    return "not_facilitator"
 
 
 DIRECT_COMMANDS = ["help", "scripts", "mydata", "withdraw", "forget me"]

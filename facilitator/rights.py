@@ -110,10 +110,12 @@ async def _my_data(runtime: Runtime, platform: str, room: str, by: str, source: 
 
 async def _forget(runtime: Runtime, platform: str, room: str, by: str, source: str | None) -> A.Outcome:
     for hosted in runtime.circles:
-        if by in hosted.circle.state.facilitators:
+        # Only the last facilitator holds a circle up: the others' steering stays with them.
+        if hosted.circle.state.facilitators == [by]:
             return await runtime.refuse(platform, room, by, "facilitating_now", source=source, where=hosted.room)
     for hosted in runtime.circles:
-        if by in hosted.circle.state.participants:
+        state = hosted.circle.state
+        if by in state.participants or by in state.facilitators:  # the engine lets them go from both
             outcome = await runtime.submit(hosted.platform, hosted.room, E.Erase(by))
             if not outcome.accepted:
                 return outcome

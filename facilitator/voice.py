@@ -2,7 +2,8 @@
 
 Every adapter renders through here, so a circle reads the same on Discord, on Matrix
 and in a terminal. The output is plain text plus routing: who it is for (``to``, for
-private messages) and whom to mention (``mention``, the piece holder). Adapters turn
+private messages) and whom to mention (``mention``, the piece holder; never one attending
+anonymously, who is told privately instead). Adapters turn
 ``{mention}`` into a platform mention and escape everything else for their platform.
 """
 
@@ -104,6 +105,8 @@ class Voice:
             case A.Joined():
                 key = "joined_next_round" if action.next_round else "joined"
                 return [Line(s(key, present=action.present))]
+            case A.JoinCancelled():
+                return [Line(s("join_cancelled"), to=action.to)]
             case A.LeftCircle():
                 return [Line(s("left", present=action.present))]
             case A.PhaseStarted():
@@ -112,12 +115,23 @@ class Voice:
                 key = "round_started_popcorn" if action.popcorn else "round_started"
                 return [Line(s(key, number=action.number, rounds=action.rounds, speakers=action.speakers))]
             case A.GivePiece():
-                text = s("give_piece", mention=MENTION, length=format_duration(action.turn))
+                length = format_duration(action.turn)
+                if action.anonymous:  # the room hears no name and no mention; the holder is told privately
+                    return [
+                        Line(s("give_piece_anonymous", length=length), offer=("done", "pass")),
+                        Line(s("give_piece_private", length=length), to=action.member, offer=("done", "pass")),
+                    ]
+                text = s("give_piece", mention=MENTION, length=length)
                 return [Line(text, mention=action.member, mention_name=action.name, offer=("done", "pass"))]
             case A.PieceFree():
                 return [Line(s("piece_free", waiting=action.waiting))]
             case A.Nudge():
                 remaining = format_duration(action.remaining)
+                if action.member is not None and action.anonymous:
+                    return [
+                        Line(s("nudge.turn_anonymous", remaining=remaining)),
+                        Line(s("nudge.turn_private", remaining=remaining), to=action.member),
+                    ]
                 if action.member is not None:
                     text = s("nudge.turn", mention=MENTION, remaining=remaining)
                     return [Line(text, mention=action.member, mention_name=action.name)]
@@ -152,12 +166,18 @@ class Voice:
             case A.StatusReport():
                 return [Line(self._status_text(action), to=action.to)]
             case A.Back():
-                return [self._back_line(action)]
+                return self._back_lines(action)
             case A.CircleEnded():
                 key = "circle_ended_early" if action.early else "circle_ended"
                 return [Line(s(key, title=action.title))]
             case A.Refused():
-                return [Line(s(f"refused.{action.code}", **action.detail), to=action.to or None)]
+                detail = action.detail
+                key = f"refused.{action.code}"
+                # ``about="them"``: the refusal is about someone the sender named, not the sender.
+                about = detail.pop("about", "")
+                if about and f"{key}.{about}" in self.templates:
+                    key = f"{key}.{about}"
+                return [Line(s(key, **{**h, **detail}), to=action.to or None)]
         raise TypeError(f"the voice cannot say {type(action).__name__}")
 
     def _remaining(self, key: str, remaining: int | None) -> str:
@@ -192,21 +212,30 @@ class Voice:
             )
         return s("status", status=action.status, where=where, present=action.present)
 
-    def _back_line(self, action: A.Back) -> Line:
+    def _back_lines(self, action: A.Back) -> list[Line]:
         s = self.say
+        anonymous = action.holder is not None and action.holder_anonymous
         where = ""
         if action.phase:
+            holder_note = ""
+            if action.holder:
+                holder_note = s("back_holder_anonymous") if anonymous else s("back_holder", mention=MENTION)
             where = (
                 s(
                     "back_where",
                     phase=action.phase,
-                    holder_note=s("back_holder", mention=MENTION) if action.holder else "",
+                    holder_note=holder_note,
                     remaining_note=self._remaining("status_remaining", action.remaining),
                 )
                 + " "
             )
         text = s("back", downtime=format_duration(action.downtime), where=where)
-        return Line(text, mention=action.holder, mention_name=action.holder_name)
+        if not anonymous:
+            return [Line(text, mention=action.holder, mention_name=action.holder_name)]
+        assert action.holder is not None
+        note = self._remaining("status_remaining", action.remaining)
+        private = Line(s("back_private", remaining_note=note), to=action.holder, offer=("done", "pass"))
+        return [Line(text), private]
 
 
 class _Missing(dict[str, str]):

@@ -116,7 +116,7 @@ def test_anonymous_join_allowed_when_the_script_allows_it():
     assert of(out, A.ConsentReceipt) == [A.ConsentReceipt(ANA, CONSENT_VERSION, CONSENT_HASH, True)]
     assert "Ana" not in json.dumps(run.circle.snapshot())
     out = run.ok(E.Begin(FAC), 10.0)
-    assert of(out, A.GivePiece) == [A.GivePiece(ANA, "someone", 70.0, 60, 0)]
+    assert of(out, A.GivePiece) == [A.GivePiece(ANA, "someone", 70.0, 60, 0, anonymous=True)]
 
 
 def test_leave_and_come_back_is_not_asked_again_and_starts_new_attendance():

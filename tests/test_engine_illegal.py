@@ -256,7 +256,7 @@ def test_extend_after_the_end():
 def test_roles_and_co_facilitators_for_people_not_present(running):
     running.refused(E.AssignRole(FAC, "t:stranger", "presenter"), 110.0, "not_in_circle")
     running.refused(E.AddFacilitator(FAC, "t:stranger"), 110.0, "not_in_circle")
-    running.refused(E.AddFacilitator(FAC, FAC), 110.0, "not_in_circle")
+    running.refused(E.AddFacilitator(FAC, FAC), 110.0, "already_facilitating")
 
 
 def test_refusal_is_addressed_to_the_sender_only(running):

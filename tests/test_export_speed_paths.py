@@ -366,3 +366,23 @@ def test_a_csv_export_loads_nothing_it_does_not_use(awkward: Store, tmp_path: Pa
     ran = subprocess.run([sys.executable, "-c", LOADED, *args], capture_output=True, text=True, check=False)
     assert ran.stderr.strip().splitlines()[-1] in ("None", "0"), ran.stderr
     assert ran.stdout.strip() == "", f"loaded: {ran.stdout}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=12), st.integers(-5, 5), st.text(max_size=12)), max_size=6))
+def test_the_quick_csv_lines_are_the_csv_modules_whatever_the_text(rows: list[tuple[str, int, str]]) -> None:
+    """write_csv's quick path (a row joined as it is) must write what the csv module writes with
+    the typed cells neutralised: a name starting " -" or with an invisible character before a
+    formula's first sign goes the careful way."""
+    from facilitator.exports.levels import Column, Table
+
+    columns = (Column("person", typed=True), Column("turns", "number"), Column("group", typed=True))
+    for extra in ([(" -cmd", 1, "\u200b-x"), ("a", 2, "\u200b=1+1")],):
+        out = io.BytesIO()
+        write_csv(Table("person", columns, 0, iter(rows + extra)), out)
+        expected = io.StringIO()
+        reference = csv.writer(expected)
+        reference.writerow([c.name for c in columns])
+        for row in rows + extra:
+            reference.writerow([neutralised(row[0]), row[1], neutralised(row[2])])
+        assert out.getvalue().decode("utf-8") == "\ufeff" + expected.getvalue()

@@ -123,7 +123,8 @@ async def test_hostile_names_are_plain_text_in_csv_and_in_a_workbook(served: tup
     await _circle(runtime, NORTH, HOSTILE, anonymous=["x"])
     rows = _rows(_export(runtime))
     named = [row["person"] for row in rows if row["anonymous"] == "no"]
-    assert named == ["'" + name if name[0] in "=+-@" else name for name in HOSTILE]
+    # A control character never gets into a name: the bot drops it as the name comes in.
+    assert named == ["'" + name for name in HOSTILE[:4]] + ["BellName"]
     out = io.BytesIO()
     export(runtime.store.engine, "attendance", "xlsx", ExportFilter(), out)
     sheet = openpyxl.load_workbook(out).active

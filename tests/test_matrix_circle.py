@@ -151,7 +151,7 @@ async def test_bad_input_is_answered_and_harms_nothing(matrix_room: Circle, syna
     helped = await ada.expect("I did not understand")
     assert helped.room_id != room and "!circle join" in helped.body
     await ada.say(room, "!circle start check-in-30")  # power level 0: may not start
-    refused = await ada.expect("Only a facilitator")
+    refused = await ada.expect("Starting a circle in this room needs a power level of 50 or more")
     assert refused.room_id != room and c.hosted() is None
 
     await fran.say(room, "!circle start check-in-30")
@@ -256,7 +256,7 @@ async def test_leaving_the_room_leaves_the_circle_and_a_moderator_steps_in_when_
     await fran.client.room_leave(room)
 
     await cy.say(room, "!circle step in")  # power level 0: not for Cy
-    refused = await cy.expect("Only a facilitator", after=len(cy.notices))
+    refused = await cy.expect("Stepping in to facilitate needs a power level of 50 or more", after=len(cy.notices))
     assert refused.room_id != room and member_id(cy.user_id) not in hosted.circle.state.facilitators
     await bea.say(room, "!circle step in")
     stepped = await cy.expect("has stepped in to facilitate", room_id=room)

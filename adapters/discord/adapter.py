@@ -20,7 +20,9 @@
   arguments ping nobody. Markdown is escaped.
 - **Buttons** (Join, Join anonymously, Consent, Done, Pass) carry everything in their custom
   ids and are handled by a :class:`discord.ui.DynamicItem`: they keep working after a restart.
-  Each has a typed command too.
+  Each has a typed command too. Done and Pass on a private line (the piece, told privately to
+  someone attending anonymously, often by direct message) carry the circle's channel id, so
+  they act in that circle wherever they are pressed.
 - **Exactly once**: an interaction's id is kept with the change it made (the runtime's
   delivery ledger); lines posted to a channel carry a nonce made from their key with
   ``enforce_nonce``, so a POST that discord.py repeats after a 5xx, or a line the outbox sends
@@ -85,6 +87,11 @@ BUTTON_COMMANDS = {
 }
 
 
+ROOM_BUTTONS = frozenset({"done", "pass"})
+"""Buttons that act in a circle: on a private line (a direct message, say) they carry the circle's
+channel id, so they work wherever the line is shown (an anonymous holder is told privately)."""
+
+
 def hints() -> dict[str, str]:
     """The platform words in the bot's lines."""
     return {
@@ -116,6 +123,9 @@ class CircleButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         adapter: DiscordAdapter = interaction.client.adapter
+        if self.action in ROOM_BUTTONS:  # its argument, if any, is the circle's channel (see buttons_for)
+            await adapter.command(interaction, BUTTON_COMMANDS[self.action], circle_room=self.arg or None)
+            return
         await adapter.command(interaction, BUTTON_COMMANDS[self.action], consent_hash=self.arg or None)
 
 
@@ -126,12 +136,12 @@ def file_for(line: Line) -> discord.File | None:
     return discord.File(io.BytesIO(line.attachment.data), filename=line.attachment.name)
 
 
-def _extras(line: Line, last: bool) -> dict[str, Any]:
+def _extras(line: Line, last: bool, circle_room: str | None = None) -> dict[str, Any]:
     """What goes with a part of a line: on its last part, its buttons and its file."""
     if not last:
         return {}
     extra: dict[str, Any] = {}
-    view = buttons_for(line)
+    view = buttons_for(line, circle_room)
     if view is not None:
         extra["view"] = view
     attached = file_for(line)
@@ -140,13 +150,16 @@ def _extras(line: Line, last: bool) -> dict[str, Any]:
     return extra
 
 
-def buttons_for(line: Line) -> discord.ui.View | None:
-    """The buttons a line offers (each has a typed command too), or None."""
+def buttons_for(line: Line, circle_room: str | None = None) -> discord.ui.View | None:
+    """The buttons a line offers (each has a typed command too), or None. On a private line,
+    ``circle_room`` (the circle's channel id) goes into the Done and Pass buttons' ids."""
     if not line.offer:
         return None
     view = discord.ui.View(timeout=None)
     for offer in line.offer:
         action, _, arg = offer.partition(":")
+        if action in ROOM_BUTTONS and not arg and line.to is not None and circle_room and circle_room.isdigit():
+            arg = circle_room
         if action in BUTTON_LABELS:
             view.add_item(CircleButton(action, arg))
     return view if view.children else None
@@ -309,8 +322,8 @@ class DiscordAdapter:
         await client.tree.sync()
         await self._runtime.writer.call(store.set_values, {key: digest})
 
-    def words(self, template: str) -> str:
-        return self._runtime.voice.say(template)
+    def words(self, template: str, **params: object) -> str:
+        return self._runtime.voice.say(template, **params)
 
     def script_names(self) -> list[str]:
         return self._runtime.library.names()
@@ -323,14 +336,21 @@ class DiscordAdapter:
     # ------------------------------------------------------------------ commands and buttons
 
     async def command(
-        self, interaction: discord.Interaction[Any], text: str, *, consent_hash: str | None = None
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        *,
+        consent_hash: str | None = None,
+        circle_room: str | None = None,
     ) -> None:
-        """Carry out ``text`` for the person behind ``interaction``, answering within Discord's window."""
+        """Carry out ``text`` for the person behind ``interaction``, answering within Discord's window.
+        ``circle_room``: the channel of the circle it is for, when that is not where it was sent
+        (a Done button on a direct message)."""
         source = str(interaction.id)
         pending = _Pending(interaction, member_id(interaction.user.id))
         self._pending[source] = pending
         try:
-            work = asyncio.ensure_future(self._carry_out(interaction, text, source, consent_hash))
+            work = asyncio.ensure_future(self._carry_out(interaction, text, source, consent_hash, circle_room))
             done, _ = await asyncio.wait({work}, timeout=DEFER_AFTER)
             if not done:
                 async with pending.lock:
@@ -352,11 +372,16 @@ class DiscordAdapter:
             self._pending.pop(source, None)
 
     async def _carry_out(
-        self, interaction: discord.Interaction[Any], text: str, source: str, consent_hash: str | None
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        source: str,
+        consent_hash: str | None,
+        circle_room: str | None = None,
     ) -> None:
         user = interaction.user
         by = member_id(user.id)
-        room = str(interaction.channel_id)
+        room = circle_room or str(interaction.channel_id)
         if interaction.guild_id is not None and interaction.guild_id not in self.config.guilds:
             await self._runtime.say_private(PLATFORM, room, by, "discord_not_served", source=source)
             return
@@ -377,8 +402,9 @@ class DiscordAdapter:
             text,
             group=group.info() if group is not None else None,
             may_steer=self._may_steer(interaction, group),
+            steer_needs=self._steer_needs(interaction, group),
             source=source,
-            direct=interaction.guild_id is None,
+            direct=interaction.guild_id is None and circle_room is None,
         )
 
     def _may_steer(self, interaction: discord.Interaction[Any], group: GroupConfig | None) -> bool:
@@ -392,6 +418,19 @@ class DiscordAdapter:
         roles = self.config.steer_roles if group is None or group.steer_roles is None else group.steer_roles
         wanted = {r.casefold() for r in roles}
         return any(role.name.casefold() in wanted or str(role.id) in wanted for role in member.roles)
+
+    def _steer_needs(self, interaction: discord.Interaction[Any], group: GroupConfig | None) -> str:
+        """What :meth:`_may_steer` asks of a person, in words (for the refusal that says so)."""
+        permission = self.config.steer_permission.replace("_", " ").title().replace("Guild", "Server")
+        roles = self.config.steer_roles if group is None or group.steer_roles is None else group.steer_roles
+        guild = interaction.guild
+        known = {str(role.id): role.name for role in guild.roles} if guild is not None else {}
+        names = [known.get(role, role) for role in roles]  # a role given by its id, by its name
+        if not names:
+            return self.words("steer_needs.discord", permission=permission)
+        if len(names) == 1:
+            return self.words("steer_needs.discord_role", role=names[0], permission=permission)
+        return self.words("steer_needs.discord_roles", roles=", ".join(names), permission=permission)
 
     async def _defer(self, interaction: discord.Interaction[Any]) -> None:
         if interaction.type is discord.InteractionType.component:
@@ -425,9 +464,9 @@ class DiscordAdapter:
             pending = self._pending.get(line.key.rsplit(".", 1)[0]) if line.key else None
             try:
                 if line.to is not None and pending is not None and pending.by == line.to:
-                    await self._reply_privately(pending, line)
+                    await self._reply_privately(pending, line, room)
                 elif line.to is not None:
-                    await self._direct_message(line.to, line)
+                    await self._direct_message(line.to, line, room)
                 else:
                     await self._post(room, line)
             except discord.HTTPException as error:
@@ -438,12 +477,12 @@ class DiscordAdapter:
         if failed is not None:
             raise failed  # the runtime keeps these lines, to send again (under the same keys) at the next start
 
-    async def _reply_privately(self, pending: _Pending, line: Line) -> None:
+    async def _reply_privately(self, pending: _Pending, line: Line, circle_room: str) -> None:
         interaction = pending.interaction
         parts = split(text_of(line))
         async with pending.lock:
             for index, part in enumerate(parts):
-                extra = _extras(line, index == len(parts) - 1)  # buttons and file after the whole text
+                extra = _extras(line, index == len(parts) - 1, circle_room)  # buttons and file after the text
                 if not interaction.response.is_done():
                     await interaction.response.send_message(part, ephemeral=True, **extra)
                 elif not pending.said and interaction.type is not discord.InteractionType.component:
@@ -456,11 +495,11 @@ class DiscordAdapter:
                     await interaction.followup.send(part, ephemeral=True, **extra)
                 pending.said = True
 
-    async def _post(self, room: str, line: Line) -> None:
+    async def _post(self, room: str, line: Line, circle_room: str | None = None) -> None:
         channel = self._client.get_partial_messageable(int(room))
         parts = split(text_of(line))
         for index, part in enumerate(parts):
-            extra = _extras(line, index == len(parts) - 1)
+            extra = _extras(line, index == len(parts) - 1, circle_room)
             if line.key:
                 extra["nonce"] = nonce(line.key, index)
             try:
@@ -477,7 +516,7 @@ class DiscordAdapter:
                 )
                 return
 
-    async def _direct_message(self, to: str, line: Line) -> None:
+    async def _direct_message(self, to: str, line: Line, circle_room: str) -> None:
         user = user_of(to)
         if user is None:
             return
@@ -490,7 +529,7 @@ class DiscordAdapter:
                 return
             channel_id = int(data["id"])
             self._dm_channels[user] = channel_id
-        await self._post(str(channel_id), line)
+        await self._post(str(channel_id), line, circle_room)
 
 
 class DiscordLoginError(Exception):

@@ -11,11 +11,13 @@ import hashlib
 
 import discord
 
+from facilitator.front import clean_name as shared_clean_name
 from facilitator.voice import MENTION, Line
 
 PLATFORM = "discord"
 MAX_MESSAGE = 2000
 """Discord refuses message content over 2,000 characters."""
+MAX_NAME = 80
 
 
 def member_id(user_id: int) -> str:
@@ -30,8 +32,10 @@ def user_of(member: str) -> int | None:
 
 
 def clean_name(name: str) -> str:
-    """A display name as the engine keeps it: one line, no control characters, at most 80."""
-    return " ".join("".join(ch for ch in name if ch.isprintable()).split())[:80] or "someone"
+    """A display name as the engine keeps it, by the rule every platform shares
+    (:func:`facilitator.front.clean_name`: one line, nothing invisible, no control character),
+    at most 80 characters."""
+    return shared_clean_name(name, MAX_NAME)
 
 
 def text_of(line: Line) -> str:

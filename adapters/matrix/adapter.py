@@ -388,6 +388,7 @@ class MatrixAdapter:
         group = self.group_of(room_id)
         level = self.config.steer_level if group is None or group.steer_level is None else group.steer_level
         may_steer = room is not None and self.power_level(room, sender) >= level
+        steer_needs = self._runtime.voice.say("steer_needs.matrix", level=level)  # said if they may not
         direct = await self._direct_with_bot(room_id) and (room is None or len(room.users) <= 2)
         await handle_command(
             self._runtime,
@@ -399,6 +400,7 @@ class MatrixAdapter:
             resolve=lambda person: self._resolve(room, person),
             group=group.info() if group is not None else None,
             may_steer=may_steer,
+            steer_needs=steer_needs,
             source=event_id,
             direct=direct,
         )

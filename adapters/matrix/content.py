@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import html
-import re
 from typing import Any
 from urllib.parse import quote
 
+from facilitator.front import clean_name as shared_clean_name
 from facilitator.voice import MENTION, Attachment, Line
 
 PLATFORM = "matrix"
 MAX_NAME = 64
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def member_id(user_id: str) -> str:
@@ -34,9 +33,9 @@ def user_of(member: str) -> str:
 
 
 def clean_name(name: str) -> str:
-    """A display name fit to show: no control or direction characters, at most 64 characters."""
-    cleaned = _CONTROL.sub("", name).strip() or "someone"
-    return cleaned if len(cleaned) <= MAX_NAME else cleaned[: MAX_NAME - 1] + "…"
+    """A display name fit to show, by the rule every platform shares (:func:`facilitator.front.clean_name`:
+    one line, nothing invisible, no control or direction character), at most 64 characters."""
+    return shared_clean_name(name, MAX_NAME)
 
 
 def notice(line: Line) -> dict[str, Any]:

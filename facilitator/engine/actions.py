@@ -65,6 +65,14 @@ class Joined:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinCancelled:
+    """``to`` had asked to join but not yet agreed, and left: told privately that nothing was
+    recorded and that the circle has let go of them."""
+
+    to: str
+
+
+@dataclass(frozen=True, slots=True)
 class LeftCircle:
     """Someone left. Public and nameless."""
 
@@ -100,13 +108,17 @@ class RoundStarted:
 
 @dataclass(frozen=True, slots=True)
 class GivePiece:
-    """``member`` holds the talking piece until ``ends_at``."""
+    """``member`` holds the talking piece until ``ends_at``.
+
+    ``anonymous``: the holder attends anonymously, so the room is told the piece is with someone
+    attending anonymously (no name, no mention) and the holder is told privately."""
 
     member: str
     name: str
     ends_at: float
     turn: int
     remaining_after: int
+    anonymous: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +131,15 @@ class PieceFree:
 
 @dataclass(frozen=True, slots=True)
 class Nudge:
-    """A gentle reminder: ``remaining`` seconds left (of the turn when ``member`` is set)."""
+    """A gentle reminder: ``remaining`` seconds left (of the turn when ``member`` is set).
+
+    ``anonymous``: the holder attends anonymously (the room line names and mentions no one)."""
 
     member: str | None
     name: str | None
     remaining: int
     kind: PhaseKind
+    anonymous: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +241,10 @@ class StatusReport:
 
 @dataclass(frozen=True, slots=True)
 class Back:
-    """After a restart: one "we are back" message saying where the circle is."""
+    """After a restart: one "we are back" message saying where the circle is.
+
+    ``holder_anonymous``: the holder attends anonymously (not named or mentioned in the room;
+    told privately that the piece is still with them)."""
 
     status: str
     phase: str | None
@@ -235,6 +253,7 @@ class Back:
     holder_name: str | None
     remaining: int | None
     downtime: int
+    holder_anonymous: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +283,7 @@ Action = (
     | AskConsent
     | ConsentReceipt
     | Joined
+    | JoinCancelled
     | LeftCircle
     | PhaseStarted
     | RoundStarted

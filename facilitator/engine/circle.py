@@ -231,11 +231,20 @@ class Circle:
         params = tuple(sorted(refusal.params.items()))
         return A.Outcome(False, (A.Refused(by, refusal.code, params),), ())
 
-    def _member(self, member: str) -> Participant:
+    def _member(self, member: str, by: str) -> Participant:
+        """``member``, present in the circle; refused if not (said to ``by`` about themselves or
+        about someone else: ``about="them"`` picks the words for another person)."""
         person = self.state.participants.get(member)
         if person is None or person.state != "present":
-            raise Refusal("not_in_circle")
+            if member == by:
+                raise Refusal("not_in_circle")
+            raise Refusal("not_in_circle", about="them")
         return person
+
+    def _anonymous(self, member: str | None) -> bool:
+        """Whether ``member`` attends anonymously (never named or mentioned in the room)."""
+        person = self.state.participants.get(member) if member is not None else None
+        return person is not None and person.anonymous
 
     def _name(self, member: str) -> str:
         person = self.state.participants.get(member)
@@ -269,6 +278,9 @@ class Circle:
             raise Refusal("already_joined")
         if ev.anonymous and not self.script.allow_anonymous:
             raise Refusal("anonymous_not_allowed")
+        if ev.anonymous and ev.by in st.facilitators:
+            # The room knows who facilitates, and steering is recorded by name.
+            raise Refusal("facilitator_anonymous")
         if person is not None and person.state == "left" and person.consented and person.anonymous == ev.anonymous:
             person.state = "present"
             self._arrive(person, now, out)
@@ -321,7 +333,9 @@ class Circle:
         if person is None or person.state == "left":
             raise Refusal("not_in_circle")
         if person.state == "pending":
+            # Asked to join, never agreed: nothing was recorded; the circle lets go of their name.
             del st.participants[ev.by]
+            out.say(A.JoinCancelled(ev.by))
             return
         person.state = "left"
         out.keep(A.AttendanceEnded(person.id, now))
@@ -339,12 +353,17 @@ class Circle:
 
     def _erase(self, ev: E.Erase, now: float, out: _Out) -> None:
         st = self.state
-        if ev.by in st.facilitators:
-            raise Refusal("facilitating_now")
+        facilitating = ev.by in st.facilitators
+        if facilitating and len(st.facilitators) == 1:
+            raise Refusal("facilitating_now")  # the last one: someone must close it or step in first
         person = st.participants.get(ev.by)
-        if person is None:
+        if person is None and not facilitating:
             raise Refusal("not_in_circle")
-        if person.state != "left":
+        if facilitating:  # others still hold the steering, so this one can go
+            st.facilitators.remove(ev.by)
+        if person is None:
+            return
+        if person.state == "present":  # one still waiting to consent had nothing recorded
             self._leave(E.Leave(ev.by), now, out)
         st.participants.pop(ev.by, None)
         if st.round is not None and ev.by in st.round.members:
@@ -360,7 +379,10 @@ class Circle:
         declared = [r.name for r in self.script.roles]
         if ev.role not in declared:
             raise Refusal("unknown_role", role=ev.role, roles=", ".join(declared) or "none")
-        person = self._member(ev.member)
+        person = self._member(ev.member, ev.by)
+        if person.anonymous:
+            # The role is said in the room with who holds it, which would name them.
+            raise Refusal("anonymous_role", role=ev.role)
         for other in self.state.participants.values():
             if ev.role in other.roles:
                 other.roles.remove(ev.role)
@@ -368,11 +390,13 @@ class Circle:
         out.say(A.RoleAssigned(person.id, person.name, ev.role))
 
     def _add_facilitator(self, ev: E.AddFacilitator, now: float, out: _Out) -> None:
-        person = self._member(ev.member)
-        if person.anonymous:
-            raise Refusal("anonymous_facilitator")
-        if person.id in self.state.facilitators:
+        if ev.member == ev.by:
+            raise Refusal("already_facilitating")
+        if ev.member in self.state.facilitators:
             raise Refusal("already_facilitator")
+        person = self._member(ev.member, ev.by)
+        if person.anonymous:
+            raise Refusal("anonymous_facilitator", about="them")
         self.state.facilitators.append(person.id)
         out.say(A.FacilitatorAdded(person.id, person.name))
 
@@ -382,7 +406,9 @@ class Circle:
         if ev.by in self.state.facilitators:
             raise Refusal("already_facilitating")
         person = self.state.participants.get(ev.by)
-        if person is not None and person.anonymous and person.state != "left":
+        if person is not None and person.anonymous:
+            # Whether they are here now, waiting to consent or have left: the room is told who
+            # steps in, and steering is recorded by name.
             raise Refusal("anonymous_facilitator")
         name = (person.name if person is not None and person.name else ev.name[:80]) or "someone"
         self.state.facilitators.append(ev.by)
@@ -460,7 +486,7 @@ class Circle:
             self._end_turn("passed", self._at(now), out)
             return
         if self._popcorn() and ev.by in rnd.queue:
-            self._member(ev.by)
+            self._member(ev.by, ev.by)
             rnd.queue.remove(ev.by)
             if ev.by in rnd.waiting:
                 rnd.waiting.remove(ev.by)
@@ -478,7 +504,7 @@ class Circle:
         self._end_turn("done", self._at(now), out)
 
     def _not_your_turn(self, member: str) -> None:
-        self._member(member)
+        self._member(member, member)
         holder = self.holder
         if holder is None:
             raise Refusal("piece_free")
@@ -490,7 +516,7 @@ class Circle:
         assert rnd is not None
         if not self._popcorn():
             raise Refusal("not_popcorn")
-        self._member(ev.by)
+        self._member(ev.by, ev.by)
         if rnd.holder == ev.by:
             raise Refusal("already_holding")
         if ev.by not in rnd.members:
@@ -544,6 +570,7 @@ class Circle:
                 self._name(holder) if holder else None,
                 self.remaining(now),
                 round(ev.downtime),
+                self._anonymous(holder),
             )
         )
         out.actions.extend(ended)
@@ -566,7 +593,7 @@ class Circle:
         assert phase is not None and self.state.ends_at is not None
         holder = self.holder
         remaining = round(self.state.ends_at - at)
-        out.say(A.Nudge(holder, self._name(holder) if holder else None, remaining, phase.kind))
+        out.say(A.Nudge(holder, self._name(holder) if holder else None, remaining, phase.kind, self._anonymous(holder)))
 
     def _expire(self, at: float, out: _Out) -> None:
         phase = self.phase
@@ -686,7 +713,8 @@ class Circle:
         st.round.free_nudged = False
         st.ends_at = at + phase.turn
         st.reminders = sorted(st.ends_at - r for r in phase.remind_before)
-        out.say(A.GivePiece(member, self._name(member), st.ends_at, phase.turn, len(st.round.queue)))
+        turn, after = phase.turn, len(st.round.queue)
+        out.say(A.GivePiece(member, self._name(member), st.ends_at, turn, after, self._anonymous(member)))
 
     def _end_turn(self, outcome: A.TurnOutcome, at: float, out: _Out) -> None:
         rnd = self.state.round

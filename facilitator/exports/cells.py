@@ -4,7 +4,9 @@ A display name like ``=HYPERLINK("http://evil", "Ada")`` or ``+cmd|' /C calc'!A0
 live formula when a coordinator opens a CSV in Excel or LibreOffice, and openpyxl writes any
 string that starts with ``=`` as a formula too. OWASP's advice, followed here: a cell that
 begins with ``=``, ``+``, ``-``, ``@``, a tab, a carriage return or a line feed gets a leading
-apostrophe, which spreadsheets show as text and never evaluate. Numbers are left alone.
+apostrophe, which spreadsheets show as text and never evaluate. So does one that begins so after
+characters that show as nothing (``\ufeff=...``, a zero-width space, a space): a spreadsheet or a
+tool on the way to one may drop those. Numbers are left alone.
 """
 
 from __future__ import annotations
@@ -17,9 +19,20 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 def neutralised(value: object) -> object:
     """``value`` as it is safe to put in a spreadsheet cell (only text is ever changed)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and (value.startswith(FORMULA_STARTS) or _hides_a_formula(value)):
         return "'" + value
     return value
+
+
+def _hides_a_formula(text: str) -> bool:
+    """Whether ``text`` begins like a formula once the characters that show as nothing at its
+    start (spaces, controls, invisible format characters) are passed over."""
+    for ch in text:
+        if ch.isprintable() and not ch.isspace():
+            return ch in FORMULA_STARTS
+        if ch in FORMULA_STARTS:
+            return True
+    return False
 
 
 CACHE_LIMIT = 4096

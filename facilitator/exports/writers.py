@@ -93,6 +93,9 @@ def write_csv(
         if (
             line.count(",") == commas
             and commas
+            and line.isascii()  # nothing invisible that could hide a formula's start (see cells.py)
+            and line.isprintable()
+            and " -" not in line
             and not line.startswith(starts)
             and '"' not in line
             and "\r" not in line
