@@ -71,3 +71,12 @@ async def test_words_people_type_that_used_to_be_misread(host: Host) -> None:
     await host.console.say("Cy", "forget-me")
     told = [line.plain() for line in host.console.transcript if line.to == member_id("Cy")][-1]
     assert told.startswith("Nothing is kept about you here")  # not "there is no command"
+
+
+async def test_a_script_name_is_found_whatever_its_case_or_ending_and_a_near_miss_is_named(host: Host) -> None:
+    for typed in ("start Check-In-30", "start check-in-30.yaml"):
+        assert (await host.console.say("Fran", typed)).accepted, typed
+        assert (await host.console.say("Fran", "end")).accepted
+    await host.console.say("Fran", "start check-in-3")
+    told = [line.plain() for line in host.console.transcript if line.to == member_id("Fran")][-1]
+    assert told.startswith("That script cannot be used: no script called 'check-in-3'; did you mean 'check-in-30'?")

@@ -7,6 +7,7 @@ resumed circle is rebuilt from its own stored text.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -27,6 +28,18 @@ class LoadedScript:
     sha256: str
 
 
+class UnknownScript(ScriptError):
+    """No script of that name in the library (said without a file position: there is no file)."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        close = difflib.get_close_matches(name.lower(), known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        super().__init__(name, 1, 1, f"no script called {name!r}; {hint}choose one of: {', '.join(known)}")
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class ScriptLibrary:
     """Finds scripts in a directory (sessions/ by default) and caches them by hash."""
 
@@ -41,12 +54,17 @@ class ScriptLibrary:
     def path_of(self, name: str) -> Path:
         """The file for script ``name`` in the library. Names only: a chat command can never
         reach a file outside the library (no paths, no ``..``)."""
-        path = self.root / f"{name}.yaml"
+        asked = name.strip()
+        for ending in (".yaml", ".yml"):  # "start check-in-30.yaml" means the script, not a path
+            asked = asked.removesuffix(ending)
+        known = self.names()
+        if asked not in known:  # "Check-In-30" is check-in-30
+            asked = next((k for k in known if k.lower() == asked.lower()), asked)
+        path = self.root / f"{asked}.yaml"
         # Something there that is not a regular file (a pipe, a folder) is named to the facilitator
         # by get(), which reads only regular files.
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}", name) or not path.exists():
-            choices = ", ".join(self.names())
-            raise ScriptError(name[:80], 1, 1, f"no script called {name[:80]!r}; choose one of: {choices}")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}", asked) or not path.exists():
+            raise UnknownScript(name[:80], known)
         return path
 
     def get(self, name: str) -> LoadedScript:
