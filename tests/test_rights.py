@@ -80,6 +80,7 @@ async def test_withdraw_makes_my_past_attendance_anonymous_from_the_next_export(
     )
     script = host.runtime.library.get("check-in-30").script
     assert ledger[-1]["text_hash"] == script.consent.text_hash  # the text withdrawn from
+    assert ledger[-1]["text_version"] == script.consent.version  # and its version, for an audit
     assert host.store.attendance_of(circle_id)[1]["display_name"] is None
 
 

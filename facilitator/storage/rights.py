@@ -55,7 +55,15 @@ def _member(conn: Connection, key: str) -> Any:
 
 
 def _ledger(
-    conn: Connection, store: Store, member_id: int, scope: str, decision: str, text_hash: str, at: float, via: str
+    conn: Connection,
+    store: Store,
+    member_id: int,
+    scope: str,
+    decision: str,
+    text_hash: str,
+    at: float,
+    via: str,
+    version: str = "",
 ) -> None:
     conn.execute(
         insert(consent).values(
@@ -64,7 +72,7 @@ def _ledger(
             scope=scope,
             decision=decision,
             text_hash=text_hash,
-            text_version="",
+            text_version=version,
             at=at,
             circle_id=None,
             group_id=None,
@@ -155,12 +163,13 @@ def withdraw(store: Store, key: str, at: float, via: str) -> Changed:
         if person is None:
             return Changed(False)
         latest = conn.execute(
-            select(consent.c.text_hash)
+            select(consent.c.text_hash, consent.c.text_version)
             .where(consent.c.member_id == person.id, consent.c.scope == "attendance", consent.c.decision == "given")
             .order_by(consent.c.id.desc())
             .limit(1)
-        ).scalar()
-        _ledger(conn, store, person.id, "attendance", "withdrawn", latest or "", at, via)
+        ).first()
+        text_hash, version = (latest.text_hash, latest.text_version) if latest is not None else ("", "")
+        _ledger(conn, store, person.id, "attendance", "withdrawn", text_hash, at, via, version)
         return Changed(True, _anonymise(conn, person.id))
 
 
