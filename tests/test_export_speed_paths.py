@@ -350,7 +350,7 @@ from facilitator.cli import main
 try:
     main(sys.argv[1:])
 except SystemExit as done:
-    heavy = ("alembic", "openpyxl", "matplotlib")
+    heavy = ("alembic", "openpyxl", "matplotlib", "sqlalchemy.orm")
     heavy += ("facilitator.config", "facilitator.engine.circle", "facilitator.runtime")
     print(",".join(sorted({m for m in sys.modules if m.split(".")[0] in heavy or m.startswith(heavy)})))
     print(done.code, file=sys.stderr)

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, case, func, literal, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import aliased
 
 from facilitator.exports.cells import CsvCells
 from facilitator.exports.filters import CIRCLE_TIME, ExportFilter, GroupRow, circle_clause, matching_groups
@@ -428,7 +427,7 @@ def _attendance(
 
 
 def _circles(conn: Connection, found: dict[int, GroupRow], wanted: ExportFilter, counting: bool) -> Table:
-    facilitator = aliased(members)
+    facilitator = members.alias("facilitator")
     seat = func.coalesce(attendance.c.seat, func.cast(attendance.c.id, circles.c.id.type))
     query = (
         select(
