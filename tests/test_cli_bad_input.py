@@ -216,3 +216,30 @@ def test_exporting_as_a_coordinator_never_writes_the_configuration_into_the_data
 def test_the_console_needs_a_plain_name_to_type_as(tmp_path: Path, name: str) -> None:
     result = run("console", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--as", name)
     refused(result, "a name starts with a letter")
+
+
+KILLED = """
+import sys
+from facilitator.exports.outputs import replacing
+with replacing(sys.argv[1]) as out:
+    out.write(b"Ada,Bea,Cy\\r\\n" * 1000)
+    out.flush()
+    print("writing", flush=True)
+    sys.stdin.read()  # until it is killed
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "O_TMPFILE"), reason="unnamed files are Linux's (elsewhere a .part file may stay)")
+def test_an_export_killed_half_way_leaves_nothing_behind_that_names_people(tmp_path: Path) -> None:
+    """SIGKILL (or a power cut) while the file is being written: the earlier file is as it was, and
+    no half-written file is left with people's names in it (on Linux it had no name yet)."""
+    out = tmp_path / "attendance.csv"
+    out.write_text("last month's export")
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline() == "writing\n"
+    child.kill()
+    child.wait(timeout=30)
+    assert out.read_text() == "last month's export"
+    assert os.listdir(tmp_path) == ["attendance.csv"]

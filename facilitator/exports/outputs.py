@@ -9,7 +9,10 @@ ordinary files (``/dev/null``, a pipe, a link someone made on purpose) are writt
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
+import secrets
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -44,10 +47,63 @@ def in_place(path: str) -> bool:
 @contextlib.contextmanager
 def replacing(path: str) -> Iterator[IO[bytes]]:
     """A file to write ``path``'s new content to: it takes ``path``'s place when the block ends
-    without an error, and is deleted otherwise. Raises :class:`OutputProblem`."""
+    without an error, and is deleted otherwise. Raises :class:`OutputProblem`.
+
+    On Linux the file has no name at all until it is whole (``O_TMPFILE``): an export killed
+    half-way (SIGKILL, a power cut) leaves nothing behind that names people. Elsewhere it is a
+    hidden ``.NAME.XXXX.part`` beside ``path``, deleted on any error the process lives through."""
     if os.path.isdir(path):
         raise problem(path, IsADirectoryError(path))
     folder, name = os.path.split(os.path.abspath(path))
+    fd = _unnamed(path, folder)
+    if fd is None:
+        yield from _named_then_renamed(path, folder, name)
+        return
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as out:
+            yield out
+        temporary = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+        _link(fd, temporary)  # named only now that it is whole
+        try:
+            os.replace(temporary, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+    except OSError as error:
+        raise problem(path, error) from error
+    finally:
+        os.close(fd)
+
+
+AT_FDCWD = -100
+AT_SYMLINK_FOLLOW = 0x400
+
+
+def _link(fd: int, name: str) -> None:
+    """Give the unnamed file ``fd`` the name ``name`` (linkat through /proc, as open(2) shows:
+    Python's os.link does not follow /proc's link to the file itself)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    source = f"/proc/self/fd/{fd}".encode()
+    if libc.linkat(AT_FDCWD, source, AT_FDCWD, os.fsencode(name), AT_SYMLINK_FOLLOW) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), name)
+
+
+def _unnamed(path: str, folder: str) -> int | None:
+    """An unnamed file in ``folder`` (Linux's ``O_TMPFILE``), or None where there is none."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.exists("/proc/self/fd"):
+        return None
+    try:
+        return os.open(folder, flag | os.O_WRONLY, 0o600)
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):  # the filesystem has no such thing
+            return None
+        raise problem(path, error) from None
+
+
+def _named_then_renamed(path: str, folder: str, name: str) -> Iterator[IO[bytes]]:
     try:
         fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
     except OSError as error:
