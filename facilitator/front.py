@@ -145,6 +145,9 @@ def _why_not(hosted: Hosted | None, by: str, event: E.Event) -> str:
     return "not_facilitator"
 
 
+PRIVATE_TURN_COMMANDS = frozenset({"done", "pass"})
+"""What the piece's holder may also say in their direct room with the bot."""
+
 DIRECT_COMMANDS = ["help", "scripts", "mydata", "withdraw", "forget me"]
 """What a one-to-one room with the bot answers: no circle meets there, but what is kept about me does."""
 
@@ -175,6 +178,14 @@ async def _direct(
 ) -> A.Outcome:
     if isinstance(parsed, Parsed) and parsed.name == "scripts":
         return await _scripts(runtime, platform, room, by, source)
+    if isinstance(parsed, Parsed) and parsed.name in PRIVATE_TURN_COMMANDS:
+        # The piece's holder may finish their turn from here: someone attending anonymously
+        # need not say anything in the room to pass (the room is told only that the piece moved).
+        held = [h for h in runtime.circles if h.platform == platform and h.circle.holder == by]
+        if len(held) == 1:
+            event = to_event(parsed, by, "", lambda person: person)
+            if not isinstance(event, Help):
+                return await runtime.submit(held[0].platform, held[0].room, event, source=source)
     usages = _direct_commands(coordinator)
     if isinstance(parsed, Help) or parsed.name == "help":
         problem = parsed.problem if isinstance(parsed, Help) else ""

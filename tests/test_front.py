@@ -80,3 +80,21 @@ async def test_a_script_name_is_found_whatever_its_case_or_ending_and_a_near_mis
     await host.console.say("Fran", "start check-in-3")
     told = [line.plain() for line in host.console.transcript if line.to == member_id("Fran")][-1]
     assert told.startswith("That script cannot be used: no script called 'check-in-3'; did you mean 'check-in-30'?")
+
+
+async def test_the_holder_may_say_done_or_pass_in_their_direct_room(host: Host) -> None:
+    """Someone attending anonymously need not speak in the room to finish their turn: done and
+    pass from their direct room with the bot reach the one circle where they hold the piece."""
+    hosted = await in_the_check_in_round(host)  # Ada holds the piece
+    runtime = host.runtime
+    said = await handle_command(
+        runtime, "console", "dm-ada", member_id("Ada"), "Ada", "done", resolve=member_id, direct=True
+    )
+    assert said.accepted and hosted.circle.holder == member_id("Bea")
+    # Not the holder: the direct room's usual answer, and nothing moves.
+    await handle_command(runtime, "console", "dm-ada", member_id("Ada"), "Ada", "pass", resolve=member_id, direct=True)
+    assert hosted.circle.holder == member_id("Bea")
+    told = [line.plain() for line in host.console.transcript if line.to == member_id("Ada")][-1]
+    assert told.startswith("Circles meet in their own rooms")
+    await handle_command(runtime, "console", "dm-bea", member_id("Bea"), "Bea", "pass", resolve=member_id, direct=True)
+    assert hosted.circle.holder != member_id("Bea")
