@@ -442,11 +442,9 @@ def _chosen_format(
 
 def _device(path: str) -> bool:
     """Whether ``path`` is a device, a pipe or a link (no ending needed: ``--out /dev/null``)."""
-    from facilitator.exports.outputs import OutputProblem, in_place
-
     try:
-        return in_place(path)
-    except OutputProblem:
+        return not stat.S_ISREG(os.lstat(path).st_mode) and not stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
         return False
 
 
@@ -497,6 +495,8 @@ def report(by: str, out_path: str, fmt: str | None, table_path: str | None, **op
     chosen = _chosen_format("report", fmt, out_path, chart_format, CHART_FORMATS)
     if chosen is None:
         _fail("report", f"--out {out_path} must end in .png or .svg (or say which with --format png|svg)")
+    if table_path is None and _device(out_path):
+        _fail("report", f"--out {out_path} is not a file: say where the table goes with --table (it is printed too)")
     table = table_path or default_table_path(out_path)
     if os.path.abspath(table) == os.path.abspath(out_path):
         _fail("report", f"the table would overwrite the chart ({out_path}): give --table another file")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,50 @@ def test_an_export_killed_half_way_leaves_nothing_behind_that_names_people(tmp_p
     child.wait(timeout=30)
     assert out.read_text() == "last month's export"
     assert os.listdir(tmp_path) == ["attendance.csv"]
+
+
+def test_a_report_writes_a_link_or_a_pipe_as_it_is_and_never_replaces_it(db: Path, tmp_path: Path) -> None:
+    """Like export: --table through a link writes the link's file; a named pipe is written into,
+    not replaced by a file (as root, replacing /dev/null would have broken the machine)."""
+    url = f"sqlite:///{db}"
+    target = tmp_path / "figures.csv"
+    target.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    result = run("report", "--db", url, "--out", str(tmp_path / "c.png"), "--table", str(link))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and target.read_text(encoding="utf-8-sig").startswith("month,group")
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    reader = subprocess.Popen(["cat", str(pipe)], stdout=subprocess.PIPE)
+    result = run("report", "--db", url, "--out", str(tmp_path / "d.png"), "--table", str(pipe))
+    out, _ = reader.communicate(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert out.decode("utf-8-sig").startswith("month,group") and stat.S_ISFIFO(os.lstat(pipe).st_mode)
+    refused(run("report", "--db", url, "--out", os.devnull, "--format", "png"), "say where the table goes")
+
+
+def test_an_existing_file_that_cannot_be_replaced_is_written_in_place(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replacing needs the folder; writing an existing file needs only the file: a coordinator's
+    file in a shared folder they may not write to, or a file with a second name (a hard link),
+    is written into, keeping its owner and its other names."""
+    from facilitator.exports import outputs
+
+    url = f"sqlite:///{db}"
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    out = shared / "attendance.csv"
+    out.write_text("old")
+    before = out.stat().st_ino
+    real_access = os.access
+    monkeypatch.setattr(outputs.os, "access", lambda p, mode: p != str(shared) and real_access(p, mode))
+    result = run("export", "--db", url, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_ino == before and out.read_text(encoding="utf-8-sig").startswith("circle,date,group,")
+    monkeypatch.undo()
+    other = tmp_path / "other-name.csv"
+    os.link(out, other)
+    assert run("report", "--db", url, "--out", str(tmp_path / "c.png"), "--table", str(other)).exit_code == 0
+    assert out.read_text(encoding="utf-8-sig").startswith("month,group")  # both names: one file, written

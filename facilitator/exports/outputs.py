@@ -34,14 +34,37 @@ def problem(path: str, error: OSError) -> OutputProblem:
 
 
 def in_place(path: str) -> bool:
-    """Whether ``path`` is written as it is (it exists and is not an ordinary file, or is a link)."""
+    """Whether ``path`` is written as it is rather than replaced: it is a device, a pipe or a
+    link; or an ordinary file that replacing would change in other ways than its content (it
+    has other names, hard links; it is someone else's; or its folder may not be written to,
+    so nothing can be put in its place)."""
     try:
         found = os.lstat(path)
     except FileNotFoundError:
         return False
     except OSError as error:
         raise problem(path, error) from None
-    return not stat.S_ISREG(found.st_mode) and not stat.S_ISDIR(found.st_mode)
+    if stat.S_ISDIR(found.st_mode):
+        return False  # refused by replacing(), with a sentence
+    if not stat.S_ISREG(found.st_mode):
+        return True
+    folder = os.path.dirname(os.path.abspath(path))
+    return found.st_nlink > 1 or found.st_uid != os.geteuid() or not os.access(folder, os.W_OK | os.X_OK)
+
+
+@contextlib.contextmanager
+def destination(path: str) -> Iterator[IO[bytes]]:
+    """Where to write ``path``: in place if :func:`in_place` says so, else :func:`replacing` it.
+    Raises :class:`OutputProblem`."""
+    if not in_place(path):
+        with replacing(path) as out:
+            yield out
+        return
+    try:
+        with open(path, "wb") as out:
+            yield out
+    except OSError as error:
+        raise problem(path, error) from error
 
 
 @contextlib.contextmanager

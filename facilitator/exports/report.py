@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection
 from facilitator.exports.cells import neutralised
 from facilitator.exports.filters import CIRCLE_TIME, ExportFilter, GroupRow, circle_clause, matching_groups
 from facilitator.exports.levels import CHUNK, LocalTimes
-from facilitator.exports.outputs import replacing
+from facilitator.exports.outputs import destination
 from facilitator.storage.tables import attendance_table as attendance
 from facilitator.storage.tables import circles_table as circles
 
@@ -447,11 +447,12 @@ def run(
     table: str,
     stdout: TextIO,
 ) -> Written:
-    """Build the report, write the chart and the CSV table (each whole, or not at all: see
-    :mod:`facilitator.exports.outputs`), then print the table to ``stdout``."""
+    """Build the report, write the chart and the CSV table (an ordinary file whole or not at all,
+    a device or a link as it is: see :mod:`facilitator.exports.outputs`), then print the table
+    to ``stdout``."""
     with engine.connect() as conn:
         found = build(conn, by, wanted)
-    with replacing(chart) as chart_out, replacing(table) as table_out:
+    with destination(chart) as chart_out, destination(table) as table_out:
         draw(found, chart_out, fmt)
         write_table_csv(found, table_out)
     stdout.write(text_table(found))
