@@ -17,8 +17,8 @@ from facilitator.runtime.host import Runtime
 from facilitator.storage.store import Store
 
 # Names are one word, so that "role NAME presenter" can name anyone.
-_AS = re.compile(r"^as\s+([A-Za-z][\w.-]{0,39})$", re.IGNORECASE)
-_ONCE = re.compile(r"^([A-Za-z][\w.-]{0,39}):\s*(.+)$")
+_AS = re.compile(r"^as\s+([^\W\d_][\w.-]{0,39})$", re.IGNORECASE)
+_ONCE = re.compile(r"^([^\W\d_][\w.-]{0,39}):\s*(.+)$")
 
 INTRO = (
     "facilitator console. You are typing as {speaker}. Try: start check-in-30, then 'as Sam', join, consent,\n"

@@ -121,7 +121,7 @@ def console(speaker: str, room: str, database_url: str) -> None:
     from adapters.console_session import run_console
 
     _usable_url("console", database_url)
-    if not re.fullmatch(r"[A-Za-z][\w.-]{0,39}", speaker):
+    if not re.fullmatch(r"[^\W\d_][\w.-]{0,39}", speaker):
         _fail("console", f"--as {speaker!r}: a name starts with a letter (letters, digits, . _ -; up to 40)")
     asyncio.run(run_console(sys.stdin, sys.stdout, speaker=speaker, room=room, database_url=database_url))
 

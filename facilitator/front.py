@@ -42,15 +42,36 @@ def clean_text(text: str) -> str:
     return text
 
 
+JOINERS = frozenset("\u200c\u200d")
+"""Zero-width non-joiner and joiner: kept between two shown characters (Persian and Indic
+spellings, emoji sequences such as a family or a rainbow flag), dropped anywhere else."""
+BLACK_FLAG = "\U0001f3f4"
+
+
+def _is_tag(ch: str) -> bool:
+    return 0xE0020 <= ord(ch) <= 0xE007F
+
+
+def _shown(ch: str) -> bool:
+    return not ch.isspace() and ch not in BLANK_LETTERS and unicodedata.category(ch) not in UNSHOWN
+
+
 def clean_name(name: str, limit: int = MAX_NAME) -> str:
     """A display name fit to keep and show, the same rule on every platform: one line, each run
     of spaces (of any kind) one ordinary space, no control, invisible or line-breaking character
     (see :data:`UNSHOWN`), at most ``limit`` characters (longer ones end in an ellipsis), and
     ``someone`` when nothing visible is left."""
-    kept = "".join(
-        " " if ch.isspace() else "" if ch in BLANK_LETTERS or unicodedata.category(ch) in UNSHOWN else ch for ch in name
-    )
-    cleaned = " ".join(kept.split()) or "someone"
+    kept: list[str] = []
+    for i, ch in enumerate(name):
+        if ch.isspace():
+            kept.append(" ")
+        elif ch in JOINERS and kept and _shown(kept[-1]) and i + 1 < len(name) and _shown(name[i + 1]):
+            kept.append(ch)  # ZWNJ/ZWJ between letters or emoji: part of how the name is spelt
+        elif _is_tag(ch) and kept and (kept[-1] == BLACK_FLAG or _is_tag(kept[-1])):
+            kept.append(ch)  # a subdivision flag's tags (Scotland, Wales)
+        elif _shown(ch):
+            kept.append(ch)
+    cleaned = " ".join("".join(kept).split()) or "someone"
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "\u2026"
 
 

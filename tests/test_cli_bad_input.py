@@ -291,3 +291,9 @@ def test_an_existing_file_that_cannot_be_replaced_is_written_in_place(
     os.link(out, other)
     assert run("report", "--db", url, "--out", str(tmp_path / "c.png"), "--table", str(other)).exit_code == 0
     assert out.read_text(encoding="utf-8-sig").startswith("month,group")  # both names: one file, written
+
+
+@pytest.mark.parametrize("name", ["Łukasz", "علی", "Zoë"])
+def test_the_console_takes_a_name_in_any_alphabet(tmp_path: Path, name: str) -> None:
+    result = run("console", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--as", name)
+    assert result.exit_code == 0, result.output

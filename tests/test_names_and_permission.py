@@ -222,3 +222,20 @@ async def test_stepping_in_without_the_rooms_permission_says_what_it_takes(host:
 async def test_a_platform_that_does_not_say_what_steering_takes_gets_general_words(host: Host) -> None:
     await typed(host, "Ada", "start check-in-30", may_steer=False)
     assert private_to(host, "Ada")[-1].startswith("Starting a circle in this room needs this room's permission")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "علی\u200cرضا",  # Persian: the non-joiner keeps the letters apart
+        "ශ්\u200dරී",  # Sinhala: the joiner makes the conjunct
+        "👨\u200d👩\u200d👧",  # a family, one emoji
+        "🏳️\u200d🌈",  # the rainbow flag
+        "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f",  # Scotland's flag
+    ],
+)
+def test_joiners_and_flag_tags_that_spell_a_name_are_kept(name: str) -> None:
+    from facilitator.front import clean_name
+
+    assert clean_name(name) == name
+    assert clean_name("\u200d" + name + "\u200c") == name  # at either end they spell nothing: dropped
