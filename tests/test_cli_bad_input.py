@@ -273,7 +273,6 @@ def test_an_existing_file_that_cannot_be_replaced_is_written_in_place(
     """Replacing needs the folder; writing an existing file needs only the file: a coordinator's
     file in a shared folder they may not write to, or a file with a second name (a hard link),
     is written into, keeping its owner and its other names."""
-    from facilitator.exports import outputs
 
     url = f"sqlite:///{db}"
     shared = tmp_path / "shared"
@@ -282,7 +281,7 @@ def test_an_existing_file_that_cannot_be_replaced_is_written_in_place(
     out.write_text("old")
     before = out.stat().st_ino
     real_access = os.access
-    monkeypatch.setattr(outputs.os, "access", lambda p, mode: p != str(shared) and real_access(p, mode))
+    monkeypatch.setattr(os, "access", lambda p, mode: p != str(shared) and real_access(p, mode))
     result = run("export", "--db", url, "--out", str(out))
     assert result.exit_code == 0, result.output
     assert out.stat().st_ino == before and out.read_text(encoding="utf-8-sig").startswith("circle,date,group,")
