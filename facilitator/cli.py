@@ -149,7 +149,34 @@ def serve(config_path: str, database_url: str | None, verbose: bool) -> None:
         sys.exit(2)
     url = choose_url(config, database_url)
     _usable_url("serve", url)
+    if database_url is None and config.database:
+        _not_a_new_database_by_mistake(config_path, url)
     sys.exit(asyncio.run(run_serve(config, url)))
+
+
+def _not_a_new_database_by_mistake(config_path: str, url: str) -> None:
+    """A relative SQLite file in serve.yaml is next to serve.yaml (it was taken from the folder
+    serve started in): if there is none there yet but there is one where serve used to look,
+    stop rather than start an empty database beside the one with everyone's records."""
+    from pathlib import Path
+
+    from facilitator.storage.opening import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None or os.path.exists(path):
+        return
+    try:
+        relative = Path(path).relative_to(Path(config_path).resolve().parent)
+    except ValueError:
+        return
+    old = Path.cwd() / relative
+    if old.exists() and old.resolve() != Path(path).resolve():
+        _fail(
+            "serve",
+            f"the configuration's database is now read next to it, at {path}, where there is none yet; "
+            f"but there is one at {old}, where serve used to look: to keep using it, write its full path "
+            f"(database: sqlite:///{old}) or move it next to {config_path}",
+        )
 
 
 def _usable_url(name: str, url: str) -> None:

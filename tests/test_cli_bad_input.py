@@ -296,3 +296,19 @@ def test_an_existing_file_that_cannot_be_replaced_is_written_in_place(
 def test_the_console_takes_a_name_in_any_alphabet(tmp_path: Path, name: str) -> None:
     result = run("console", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--as", name)
     assert result.exit_code == 0, result.output
+
+
+def test_serve_stops_rather_than_start_an_empty_database_beside_the_one_it_used(
+    demo_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve.yaml's relative SQLite file used to be found from the folder serve started in; it is
+    next to serve.yaml now. Upgrading, serve must not quietly open an empty database there."""
+    started_in = tmp_path / "srv"
+    started_in.mkdir()
+    shutil.copy(demo_db, started_in / "facilitator.db")
+    config = tmp_path / "etc" / "serve.yaml"
+    config.parent.mkdir()
+    config.write_text(SERVE.replace("matrix:", "database: sqlite:///facilitator.db\nmatrix:", 1))
+    monkeypatch.chdir(started_in)
+    refused(run("serve", "--config", str(config)), f"but there is one at {started_in / 'facilitator.db'}")
+    assert not (config.parent / "facilitator.db").exists()
