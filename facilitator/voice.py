@@ -205,7 +205,13 @@ class Voice:
                 s(
                     "status_where",
                     phase=action.phase,
-                    holder_note=s("status_holder", holder=action.holder) if action.holder else "",
+                    holder_note=(
+                        s("status_holder_you")
+                        if action.yours
+                        else s("status_holder", holder=action.holder)
+                        if action.holder
+                        else ""
+                    ),
                     remaining_note=self._remaining("status_remaining", action.remaining),
                 )
                 + " "

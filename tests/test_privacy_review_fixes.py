@@ -234,3 +234,14 @@ async def test_refusals_about_the_sender_speak_to_them(host: Host) -> None:
     assert private_to(host, "Fran")[-1] == "You already facilitate this circle."
     await c.say("Fran", "cofacilitator Zed")  # someone else: said of them
     assert private_to(host, "Fran")[-1] == "That person is not in the circle right now."
+
+
+async def test_status_tells_the_holder_the_piece_is_with_them(host: Host) -> None:
+    """Someone who missed their private line (Discord direct messages closed) can ask: status
+    says the piece is with *them*, and to anyone else who holds it, without naming them."""
+    await ada_anonymous_holds_the_piece(host)
+    await host.console.say("Ada", "status")
+    assert "the talking piece is with you" in private_to(host, "Ada")[-1]
+    await host.console.say("Bea", "status")
+    told = private_to(host, "Bea")[-1]
+    assert "with you" not in told and "Ada" not in told

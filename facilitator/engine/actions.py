@@ -237,6 +237,8 @@ class StatusReport:
     holder: str | None
     remaining: int | None
     present: int
+    yours: bool = False
+    """The piece is with ``to`` (someone attending anonymously may not have been told in the room)."""
 
 
 @dataclass(frozen=True, slots=True)

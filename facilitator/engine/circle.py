@@ -546,6 +546,7 @@ class Circle:
                 self._name(holder) if holder else None,
                 self.remaining(now),
                 len(self.state.present()),
+                yours=holder is not None and holder == ev.by,
             )
         )
 
