@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 from sqlalchemy.exc import DBAPIError
 
+from facilitator.storage.migrate import HEAD
 from facilitator.storage.tables import consent_table
 from tests.conftest import Host, in_the_check_in_round
 
@@ -161,7 +162,7 @@ def test_sqlite_is_in_wal_mode_with_foreign_keys(db_url: str) -> None:
     store.close()
     with sqlite3.connect(db_url.removeprefix("sqlite:///")) as raw:
         version = raw.execute("SELECT version_num FROM alembic_version").fetchone()
-    assert version == ("0004",)
+    assert version == (HEAD,)
 
 
 async def test_when_the_database_fails_nothing_is_said_and_nothing_changes(

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-HEAD = "0004"
+HEAD = "0005"
 """The newest migration's revision (a test checks it is Alembic's head): a database already
 there is not upgraded, and Alembic, a quarter of a second to import, is not loaded at all."""
 
