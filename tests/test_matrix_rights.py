@@ -39,6 +39,8 @@ class Room:
     bea: Person
     cy: Person
     clock: ManualClock
+    db_url: str
+    group: GroupConfig
 
     @property
     def everyone(self) -> list[Person]:
@@ -64,6 +66,13 @@ class Room:
         await fran.say(room, "!circle end")
         await fran.until(lambda: self.bot.runtime.circle_in("matrix", room) is None)
         return hosted.id
+
+    async def restart(self) -> None:
+        """Stop the bot and start it again (same account, device and database): what it only
+        kept in memory is gone."""
+        config = self.bot.adapter.config
+        await self.bot.stop()
+        self.bot = await start_bot(config, self.db_url, self.clock, (self.group,))
 
     def nothing_private_in_the_room(self) -> None:
         """No file in the circle's room, and none of the private answers, as anyone there saw it."""
@@ -108,11 +117,11 @@ async def matrix_group(
     for person in people:
         await person.join(room)
     await everyone_sees([fran, *people], room, 5, config.user_id)
-    made = Room(bot, room, fran, ada, bea, cy, clock)
+    made = Room(bot, room, fran, ada, bea, cy, clock, db_url, group)
     try:
         yield made
     finally:
-        await bot.stop()
+        await made.bot.stop()
         await asyncio.gather(*(p.stop() for p in made.everyone))
 
 
@@ -186,3 +195,59 @@ async def test_mydata_in_a_plain_direct_room_and_forget_me(matrix_group: Room) -
     again = await bea.expect("Nothing is kept about you", after=seen)
     assert again.room_id not in (direct, room)
     r.nothing_private_in_the_room()
+
+
+async def test_forget_me_after_leaving_the_direct_room_is_answered_in_a_room_she_can_join(matrix_group: Room) -> None:
+    """Bea has left her direct room: the answer opens a new one, which the bot does not leave
+    before she has joined it and read the answer; once she leaves it, the bot leaves it too."""
+    r = matrix_group
+    await r.a_circle()
+    bea, room = r.bea, r.room
+    bot = r.bot.adapter
+    direct = next(n.room_id for n in bea.notices if "exactly what this circle keeps" in n.body)
+    assert isinstance(await bea.client.room_leave(direct), nio.RoomLeaveResponse)
+    await bea.until(lambda: bea.user_id not in bot._client.rooms[direct].users)  # the bot has seen her go
+
+    # She accepts the next invite only once the bot is done with her command (forget me included).
+    bea.client.event_callbacks = [c for c in bea.client.event_callbacks if c.func != bea._on_invite]
+    invited_before = set(bea.client.invited_rooms)
+    asked = await bea.say(room, "!circle forget me")
+    await bea.until(lambda: asked in bot._seen)
+    (new,) = set(bea.client.invited_rooms) - invited_before
+    assert new not in (direct, room)
+    await bea.join(new)  # the bot is still there: she can join...
+    told = await bea.expect("erased from every record", room_id=new)  # ...and read the answer
+    assert told.sender == bot.config.user_id
+    joined = await bot._client.joined_rooms()  # the room she had left, with the bot's old lines: left too
+    assert isinstance(joined, nio.JoinedRoomsResponse) and direct not in joined.rooms
+
+    # The bot keeps no note of that room: once she leaves it, it leaves and forgets it too.
+    assert isinstance(await bea.client.room_leave(new), nio.RoomLeaveResponse)
+    await bea.until(lambda: new not in bot._client.rooms)
+    joined = await bot._client.joined_rooms()
+    assert isinstance(joined, nio.JoinedRoomsResponse) and new not in joined.rooms and room in joined.rooms
+    r.nothing_private_in_the_room()
+
+
+async def test_forget_me_after_a_restart_leaves_the_direct_room_she_opened(matrix_group: Room) -> None:
+    """A direct room Bea opened with the bot is left on ``forget me`` even after a restart, when
+    the bot has not heard from her there since (its notes of the room are gone by then)."""
+    r = matrix_group
+    bea, room = r.bea, r.room
+    bot_user = r.bot.adapter.config.user_id
+    created = await bea.client.room_create(
+        is_direct=True, invite=[bot_user], preset=nio.RoomPreset.trusted_private_chat
+    )
+    assert isinstance(created, nio.RoomCreateResponse), created
+    theirs = str(created.room_id)
+    await bea.until(lambda: r.bot.adapter._is_direct.get(theirs) is True)  # joined, and noted as direct
+
+    await r.restart()
+    assert theirs in r.bot.adapter._client.rooms and theirs not in r.bot.adapter._is_direct
+    seen = len(bea.notices)
+    asked = await bea.say(room, "!circle forget me")
+    await bea.expect("Nothing is kept about you", after=seen)
+    await bea.until(lambda: asked in r.bot.adapter._seen)
+    joined = await r.bot.adapter._client.joined_rooms()
+    assert isinstance(joined, nio.JoinedRoomsResponse) and theirs not in joined.rooms and room in joined.rooms
+    await bea.until(lambda: bot_user not in bea.client.rooms[theirs].users)

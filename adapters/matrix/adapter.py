@@ -346,6 +346,8 @@ class MatrixAdapter:
         if isinstance(event, RoomMemberEvent):
             if self._left_a_circle(room_id, event):
                 await self._once(event.event_id, self._leave(room_id, event))
+            if self._left_alone(room_id, event) and not await self._direct_with_bot(room_id):
+                await self._leave_room(room_id, "the last person left a room with no circle")
             return
         if not isinstance(event, RoomMessageText) or event.sender == self._client.user_id:
             return  # notices (other bots), media, state and our own words are never commands
@@ -376,6 +378,29 @@ class MatrixAdapter:
         hosted = self._runtime.circle_in(PLATFORM, room_id)
         person = hosted.circle.state.participants.get(member_id(event.state_key)) if hosted is not None else None
         return person is not None and person.state != "left"
+
+    def _left_alone(self, room_id: str, event: RoomMemberEvent) -> bool:
+        """Whether ``event`` is someone leaving (or refusing to join) a room that no circle uses and
+        where only the bot is left now (no one joined or invited)."""
+        me = self._client.user_id
+        if event.membership not in ("leave", "ban") or event.state_key == me:
+            return False
+        room = self._client.rooms.get(room_id)
+        return room is not None and set(room.users) == {me} and self._no_circle_in(room_id)
+
+    def _no_circle_in(self, room_id: str) -> bool:
+        """Whether ``room_id`` is no configured circle room and has no circle open in it."""
+        return self.group_of(room_id) is None and self._runtime.circle_in(PLATFORM, room_id) is None
+
+    async def _leave_room(self, room_id: str, why: str) -> None:
+        """Leave ``room_id`` and forget it, so the bot's account no longer holds what was said there."""
+        client = self._client
+        for what, request in (("leave", client.room_leave), ("forget", client.room_forget)):
+            done = await self._call(f"{what} a room", lambda: request(room_id))  # noqa: B023
+            if isinstance(done, ErrorResponse):
+                log.warning("could not %s the room %s: %s", what, room_id, done.message)
+                return
+        log.info("left and forgot %s (%s)", room_id, why)
 
     async def _leave(self, room_id: str, event: RoomMemberEvent) -> None:
         """Someone who leaves the room leaves its circle too: the piece moves on without them."""
@@ -592,27 +617,41 @@ class MatrixAdapter:
         return await self._direct_room(user_id)
 
     async def forget(self, member: str) -> None:
-        """``forget me``: leave and forget the direct rooms held with them (the one the bot opened
-        for their private lines, and any they opened with it), so the bot's account no longer holds
-        what it said to them there; their next private line opens a new room."""
+        """``forget me``: leave and forget the direct rooms held with them, so the bot's account no
+        longer holds what it said to them there: every room where only they (joined) and the bot are
+        and no circle meets (the one it opened for their private lines, any they opened with it; found
+        from the rooms themselves, as the notes are gone by now). A room they are only invited to is
+        kept: it may hold the answer to ``forget me`` itself, which they could not read if the bot
+        left before they joined; with no note left it is used for nothing else, and the bot leaves it
+        when they leave it (:meth:`_left_alone`). Their next private line opens a new room."""
         if not member.startswith(f"{PLATFORM}:"):
             return
         user_id = user_of(member)
+        me = self._client.user_id
         async with self._direct_lock:
-            rooms = {self._direct.pop(user_id, None)} | {
+            self._direct.pop(user_id, None)
+            theirs = [
+                (room_id, user_id in room.invited_users)
+                for room_id, room in self._client.rooms.items()
+                if set(room.users) == {me, user_id} and self._no_circle_in(room_id)
+            ]
+            for room_id, invited in sorted(theirs):
+                self._is_direct.pop(room_id, None)
+                if invited:
+                    log.info("kept a direct room until they join and leave it (forget me)")
+                else:
+                    await self._leave_room(room_id, "forget me")
+            # A direct room they had left holds the bot alone, with its old lines to them: with its
+            # note gone (the erasure deleted it), nothing will use it again.
+            lone = [
                 room_id
                 for room_id, room in self._client.rooms.items()
-                if self._is_direct.get(room_id) and user_id in room.users and len(room.users) <= 2
-            }
-            for room_id in sorted(r for r in rooms if r):
-                self._is_direct.pop(room_id, None)
-                for what, request in (("leave", self._client.room_leave), ("forget", self._client.room_forget)):
-                    done = await self._call(f"{what} a direct room", lambda: request(room_id))  # noqa: B023
-                    if isinstance(done, ErrorResponse):
-                        log.warning("could not %s the direct room %s: %s", what, room_id, done.message)
-                        break
-                else:
-                    log.info("left and forgot a direct room (forget me)")
+                if set(room.users) == {me} and self._no_circle_in(room_id)
+            ]
+            for room_id in sorted(lone):
+                if await self._db(self._runtime.store.get_value, self._key(f"dm-room:{room_id}")) is None:
+                    self._is_direct.pop(room_id, None)
+                    await self._leave_room(room_id, "forget me: a direct room they had left")
 
     async def _known(self, room_id: str, user_id: str, *, new: bool) -> bool:
         """Wait until a sync has told nio about ``room_id`` with ``user_id`` in it (invited or joined):
