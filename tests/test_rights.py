@@ -18,7 +18,7 @@ from facilitator.exports.filters import ExportFilter
 from facilitator.exports.run import export
 from facilitator.storage.rights import anonymise_before
 from facilitator.storage.tables import consent_table, members_table
-from tests.conftest import Host
+from tests.conftest import Host, in_the_check_in_round
 from tests.test_runtime import run_whole_circle
 
 NAME = "Zephyrine Quillfeather"
@@ -270,13 +270,7 @@ async def test_an_unnamed_stint_is_never_linked_to_a_named_one_in_the_same_circl
     from facilitator.storage.tables import attendance_table as attendance
 
     c = host.console
-    await c.say("Fran", "start check-in-30")
-    for name in ("Ada", NAME):
-        await c.say(name, "join")
-        await c.say(name, "consent")
-    await c.say("Fran", "begin")
-    host.clock.advance(120)
-    await host.runtime.settle()
+    await in_the_check_in_round(host, ("Ada", NAME))
     for text in between:
         await c.say(NAME, text)
     await c.say("Fran", "end")
