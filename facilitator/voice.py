@@ -168,6 +168,9 @@ class Voice:
             case A.Back():
                 return self._back_lines(action)
             case A.CircleEnded():
+                if action.idle is not None:  # nobody ended it: it was left open (never begun, or paused)
+                    length = format_duration(action.idle_for)
+                    return [Line(s(f"circle_ended_idle.{action.idle}", title=action.title, length=length))]
                 key = "circle_ended_early" if action.early else "circle_ended"
                 return [Line(s(key, title=action.title))]
             case A.Refused():

@@ -6,6 +6,7 @@ import pytest
 
 from facilitator.engine import actions as A
 from facilitator.engine import events as E
+from facilitator.engine.circle import IDLE_CLOSE_AFTER
 from facilitator.engine.state import CircleStatus
 from tests.engine_helpers import (
     ANA,
@@ -296,20 +297,20 @@ def test_pause_freezes_the_turn_and_its_reminders(three):
     run = three
     out = run.ok(E.Pause(FAC), 120.0)
     assert of(out, A.Paused) == [A.Paused(40)]
-    assert run.circle.next_deadline is None
-    for t in (141.0, 160.0, 1_000.0, 100_000.0):
+    assert run.circle.next_deadline == 120.0 + IDLE_CLOSE_AFTER  # only the close of a circle left paused
+    for t in (141.0, 160.0, 1_000.0, 40_000.0):
         assert run.tick(t).actions == ()
-    status = of(run.ok(E.Status(BEN), 100_000.0), A.StatusReport)[0]
+    status = of(run.ok(E.Status(BEN), 40_000.0), A.StatusReport)[0]
     assert (status.status, status.holder, status.remaining) == ("paused", "Ana", 40)
-    out = run.ok(E.Resume(FAC), 100_000.0)
+    out = run.ok(E.Resume(FAC), 40_000.0)
     assert of(out, A.Resumed) == [A.Resumed(40)]
-    assert run.circle.remaining(100_000.0) == 40
-    assert run.circle.next_deadline == 100_020.0
-    assert of(run.tick(100_020.0), A.Nudge) == [A.Nudge(ANA, "Ana", 20, "round")]
-    assert run.tick(100_039.0).actions == ()
-    out = run.tick(100_040.0)
+    assert run.circle.remaining(40_000.0) == 40
+    assert run.circle.next_deadline == 40_020.0
+    assert of(run.tick(40_020.0), A.Nudge) == [A.Nudge(ANA, "Ana", 20, "round")]
+    assert run.tick(40_039.0).actions == ()
+    out = run.tick(40_040.0)
     assert kept(out, A.TurnRecorded) == [A.TurnRecorded(ANA, "time")]
-    assert given(out) == [(BEN, 100_100.0)]
+    assert given(out) == [(BEN, 40_100.0)]
 
 
 def test_pause_freezes_an_open_phase(three):

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
+from facilitator.engine import actions as A
 from facilitator.engine import events as E
-from facilitator.engine.circle import Circle, diagram
+from facilitator.engine.circle import IDLE_CLOSE_AFTER, Circle, diagram
 from facilitator.engine.state import CircleState, CircleStatus
 from tests.engine_helpers import ANA, BEN, CAM, CONSENT_HASH, DAN, EVE, FAC, Run, make_script, round_phase
 
@@ -154,3 +155,46 @@ def test_the_snapshot_has_every_field_of_the_state():
     assert set(data["round"]) == {f.name for f in dataclasses.fields(RoundState)}
     assert set(data["prompts"]["2"]) == {f.name for f in dataclasses.fields(PhasePrompt)}
     assert data == dataclasses.asdict(state) | {"status": "new", "prompts": {"2": dataclasses.asdict(state.prompts[2])}}
+
+
+# ---------------------------------------------------------------- the idle close across a restore
+
+
+def test_a_snapshot_taken_while_gathering_restores_with_its_close():
+    original = Circle(SCRIPT)
+    _play(original, STEPS[:9])  # opened at 0, four people joined
+    copy = Circle.restore(SCRIPT, json.loads(json.dumps(original.snapshot())))
+    assert copy.snapshot()["status"] == "gathering"  # (not narrowed: it changes below)
+    assert copy.next_deadline == original.next_deadline == IDLE_CLOSE_AFTER
+    assert copy.handle(E.Tick(), IDLE_CLOSE_AFTER) == original.handle(E.Tick(), IDLE_CLOSE_AFTER)
+    assert copy.status is CircleStatus.ENDED
+
+
+def test_an_older_snapshot_without_the_opening_time_loads_and_gets_its_close_on_recover():
+    """Stored before ``opened_at`` was kept: no close until the host's Recover, which counts from
+    the circle's last change (when it was stored: never earlier than its opening)."""
+    original = Circle(SCRIPT)
+    _play(original, STEPS[:9])
+    older = json.loads(json.dumps(original.snapshot()))
+    del older["opened_at"]
+    restored = Circle.restore(SCRIPT, older)
+    assert restored.state.opened_at is None and restored.next_deadline is None
+    assert restored.handle(E.Recover(downtime=600.0), 10_000.0).actions == ()  # still nothing to say
+    assert restored.next_deadline == 9_400.0 + IDLE_CLOSE_AFTER
+    assert restored.snapshot()["opened_at"] == 9_400.0  # kept from now on
+
+    # Stored more than 12 hours before the restart: closed at once, with one message.
+    stale = Circle.restore(SCRIPT, older)
+    out = stale.handle(E.Recover(downtime=IDLE_CLOSE_AFTER + 50.0), IDLE_CLOSE_AFTER + 100.0)
+    assert [type(a) for a in out.actions] == [A.CircleEnded]
+    assert stale.status is CircleStatus.ENDED
+
+
+def test_an_older_paused_snapshot_closes_twelve_hours_after_its_pause():
+    original = Circle(SCRIPT)
+    _play(original, STEPS[:15])  # paused at 70
+    older = json.loads(json.dumps(original.snapshot()))
+    del older["opened_at"]
+    restored = Circle.restore(SCRIPT, older)
+    assert restored.status is CircleStatus.PAUSED
+    assert restored.next_deadline == 70.0 + IDLE_CLOSE_AFTER

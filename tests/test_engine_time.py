@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from facilitator.engine import actions as A
 from facilitator.engine import events as E
+from facilitator.engine.circle import IDLE_CLOSE_AFTER
 from facilitator.engine.state import CircleStatus
 from tests.engine_helpers import (
     ANA,
     BEN,
     CAM,
+    DAN,
     FAC,
     TITLE,
     Run,
@@ -100,20 +102,22 @@ def test_tick_when_nothing_is_due_does_nothing():
     out = run.tick(59.999)
     assert out == A.Outcome(True, (), ())
     assert run.circle.snapshot() == before
-    for status_run in (Run(SCRIPT), gathered(SCRIPT)):
-        assert status_run.tick(1e9) == A.Outcome(True, (), ())
+    assert Run(SCRIPT).tick(1e9) == A.Outcome(True, (), ())
+    assert gathered(SCRIPT).tick(IDLE_CLOSE_AFTER - 0.001) == A.Outcome(True, (), ())  # not yet left too long
 
 
 def test_next_deadline_is_none_when_no_timer_runs():
     assert Run(SCRIPT).circle.next_deadline is None
     run = gathered(SCRIPT)
-    assert run.circle.next_deadline is None
+    assert run.circle.next_deadline == IDLE_CLOSE_AFTER  # left gathering that long, it closes
     run.ok(E.Begin(FAC), 0.0)
     assert run.circle.next_deadline == 60.0
     run.ok(E.Pause(FAC), 10.0)
-    assert run.circle.next_deadline is None
+    assert run.circle.next_deadline == 10.0 + IDLE_CLOSE_AFTER  # the phase's timers are frozen
     run.ok(E.Resume(FAC), 20.0)
     assert run.circle.next_deadline == 70.0
+    run.ok(E.End(FAC), 30.0)
+    assert run.circle.next_deadline is None
 
 
 # ---------------------------------------------------------------- recover
@@ -201,3 +205,86 @@ def test_a_host_ticks_before_an_event_so_a_pause_just_after_a_deadline_freezes_t
     out = run.ok(E.Pause(FAC), 170.0)
     assert of(out, A.Paused) == [A.Paused(50)]
     assert run.holder == BEN
+
+
+# ---------------------------------------------------------------- left open: the idle close
+
+LEFT = IDLE_CLOSE_AFTER
+
+
+def _closed_idle(out: A.Outcome, left: str, at: float, people: list[str]) -> None:
+    """Closed as ``end`` would, as of ``at`` (when it opened, or was paused: not twelve hours of
+    attendance nobody gave), without the closing words, with no audit entry."""
+    assert out.actions == (A.CircleEnded(TITLE, True, left, 12 * 3600),)  # type: ignore[arg-type]
+    assert out.records == (*(A.AttendanceEnded(m, at) for m in people), A.CircleFinished(at))
+
+
+def test_a_circle_left_gathering_closes_twelve_hours_after_it_opened_not_a_second_before():
+    assert LEFT == 12 * 3600
+    run = gathered(SCRIPT, now=1_000.0)
+    run.ok(E.Join(DAN, "Dan"), 2_000.0)  # asked to join, never agreed: nothing to close for Dan
+    assert run.circle.next_deadline == 1_000.0 + LEFT
+    assert not run.circle.due(1_000.0 + LEFT - 1)
+    assert run.tick(1_000.0 + LEFT - 1) == A.Outcome(True, (), ())
+    assert run.circle.snapshot()["status"] == "gathering"  # (not narrowed: it changes below)
+    assert run.circle.due(1_000.0 + LEFT)
+    out = run.tick(1_000.0 + LEFT + 300)  # a late tick closes it at the deadline, not later
+    _closed_idle(out, "gathering", 1_000.0, [ANA, BEN, CAM])  # as of its opening: it never met
+    assert run.circle.status is CircleStatus.ENDED
+    assert run.circle.next_deadline is None
+    assert run.tick(1e9).actions == ()
+    run.refused(E.Begin(FAC), 1e9, "ended")
+
+
+def test_joining_does_not_put_the_close_off():
+    run = gathered(SCRIPT, people=(ANA,), now=0.0)
+    run.join(BEN, LEFT - 60)
+    assert run.circle.next_deadline == LEFT
+    _closed_idle(run.tick(LEFT), "gathering", 0.0, [ANA, BEN])
+
+
+def test_a_circle_left_paused_closes_twelve_hours_after_the_pause():
+    run, _ = begun(SCRIPT, at=0.0)
+    run.tick(65.0)
+    run.ok(E.Pause(FAC), 100.0)
+    assert run.circle.next_deadline == 100.0 + LEFT
+    assert run.tick(100.0 + LEFT - 1).actions == ()
+    assert run.circle.snapshot()["status"] == "paused"  # (not narrowed: it changes below)
+    out = run.tick(100.0 + LEFT)
+    _closed_idle(out, "paused", 100.0, [ANA, BEN, CAM])  # as of the pause, when it stopped meeting
+    assert of(out, A.PhaseStarted) == []  # no closing words: the circle had stopped meeting
+    assert run.circle.status is CircleStatus.ENDED
+
+
+def test_resuming_before_the_close_keeps_the_circle():
+    run, _ = begun(SCRIPT, at=0.0)
+    run.ok(E.Pause(FAC), 30.0)  # 30 s of the welcome left
+    run.ok(E.Resume(FAC), 30.0 + LEFT - 1)
+    assert run.circle.next_deadline == 60.0 + LEFT - 1  # the welcome's end, not a close
+    out = run.tick(30.0 + LEFT)
+    assert out.actions == () and run.circle.status is CircleStatus.RUNNING
+    run.ok(E.Pause(FAC), 40.0 + LEFT)  # a new pause counts from itself
+    assert run.circle.next_deadline == 40.0 + 2 * LEFT
+
+
+def test_beginning_before_the_close_keeps_the_circle():
+    run = gathered(SCRIPT, now=0.0)
+    assert run.circle.next_deadline == LEFT
+    run.ok(E.Begin(FAC), LEFT - 1)
+    out = run.tick(LEFT)
+    assert out.actions == () and run.circle.status is CircleStatus.RUNNING
+    assert run.circle.next_deadline == LEFT - 1 + 60  # the welcome's end
+    assert of(run.tick(LEFT + 59), A.PhaseStarted)[0].name == "Reflection"
+
+
+def test_recover_after_a_gathering_circle_was_left_too_long_closes_it_with_one_message():
+    run = gathered(SCRIPT, now=0.0)
+    out = run.ok(E.Recover(downtime=LEFT), LEFT + 3_600)
+    _closed_idle(out, "gathering", 0.0, [ANA, BEN, CAM])  # no "we are back"
+
+
+def test_recover_after_a_paused_circle_was_left_too_long_closes_it_with_one_message():
+    run, _ = begun(SCRIPT, at=0.0)
+    run.ok(E.Pause(FAC), 10.0)
+    out = run.ok(E.Recover(downtime=LEFT + 100), LEFT + 200)
+    _closed_idle(out, "paused", 10.0, [ANA, BEN, CAM])

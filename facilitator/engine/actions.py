@@ -16,6 +16,7 @@ from typing import Literal
 
 PhaseKind = Literal["announce", "round", "open", "silence", "close"]
 TurnOutcome = Literal["done", "passed", "time"]
+IdleStatus = Literal["gathering", "paused"]
 
 # ---------------------------------------------------------------- actions (to say)
 
@@ -260,10 +261,15 @@ class Back:
 
 @dataclass(frozen=True, slots=True)
 class CircleEnded:
-    """The circle ended; its attendance is final."""
+    """The circle ended; its attendance is final.
+
+    ``idle``: nobody ended it: it was left ``gathering`` (never begun) or ``paused`` for
+    ``idle_for`` seconds, and the engine closed it (see ``IDLE_CLOSE_AFTER``)."""
 
     title: str
     early: bool
+    idle: IdleStatus | None = None
+    idle_for: int = 0
 
 
 @dataclass(frozen=True, slots=True)

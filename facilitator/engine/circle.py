@@ -14,6 +14,11 @@ is legal in which status is the table :data:`TRANSITIONS` (printable as a diagra
 :func:`diagram`); refusals for the illegal pairs are in :data:`REFUSALS`. Steering events
 (begin, pause, resume, extend, next, end, roles, co-facilitators) need a facilitator.
 
+A circle nobody looks after does not stay open for ever: one left ``gathering`` (never begun)
+for :data:`IDLE_CLOSE_AFTER` since it opened, or ``paused`` for as long since the pause, is
+closed by the engine at that deadline, as ``End`` would close it but without the closing
+words: the room is told it was left open and can be started again.
+
 Inside ``running``, the current phase has one deadline (``ends_at``: the end of the phase,
 or of the current turn in a round) and the reminders before it. ``Tick`` processes every
 deadline that is due, each at its own time, so a late tick never shortens the next phase.
@@ -52,6 +57,10 @@ _LIVE = (S.GATHERING, S.RUNNING, S.PAUSED)
 _ALL = (S.NEW, *_LIVE, S.ENDED)
 
 MAX_EXTEND_MINUTES = 120
+
+IDLE_CLOSE_AFTER = 12 * 3600.0
+"""Seconds a circle may stay gathering (from its opening) or paused (from the pause) before the
+engine closes it: it would otherwise hold its room, and the names of those who joined, for ever."""
 
 TRANSITIONS: dict[tuple[CircleStatus, type], str] = {
     (S.NEW, E.Open): "_open",
@@ -116,6 +125,9 @@ def diagram() -> str:
     lines = ["stateDiagram-v2", "    [*] --> new"]
     lines += [f"    {src} --> {dst}: {', '.join(names)}" for (src, dst), names in edges.items()]
     lines.append("    running --> ended: Tick (close phase ends)")
+    idle = f"Tick (left {IDLE_CLOSE_AFTER / 3600:g} h)"
+    lines.append(f"    gathering --> ended: {idle}")
+    lines.append(f"    paused --> ended: {idle}")
     lines.append("    ended --> [*]")
     return "\n".join(lines)
 
@@ -178,8 +190,15 @@ class Circle:
 
     @property
     def next_deadline(self) -> float | None:
-        """When :meth:`handle` next needs a ``Tick``; None if no timer runs."""
+        """When :meth:`handle` next needs a ``Tick``; None if no timer runs.
+
+        Gathering and paused circles have one: the moment they have been left idle for
+        :data:`IDLE_CLOSE_AFTER` (from the opening, or from the pause)."""
         st = self.state
+        if st.status is S.GATHERING:
+            return None if st.opened_at is None else st.opened_at + IDLE_CLOSE_AFTER
+        if st.status is S.PAUSED:
+            return None if st.paused_at is None else st.paused_at + IDLE_CLOSE_AFTER
         if st.status is not S.RUNNING or st.ends_at is None:
             return None
         if st.reminders and st.reminders[0] < st.ends_at:
@@ -266,6 +285,7 @@ class Circle:
     def _open(self, ev: E.Open, now: float, out: _Out) -> None:
         st = self.state
         st.status = S.GATHERING
+        st.opened_at = now
         st.facilitators = [ev.by]
         st.seed = ev.seed
         st.prompts = {p.phase: p for p in ev.prompts}
@@ -554,12 +574,21 @@ class Circle:
         """Nothing to do here: :meth:`handle` runs every due deadline after any event."""
 
     def _recover(self, ev: E.Recover, now: float, out: _Out) -> None:
-        if self.state.status in (S.NEW, S.ENDED, S.GATHERING):
-            return  # nothing was under way, so nothing was missed and nothing needs saying
+        st = self.state
+        if st.status in (S.NEW, S.ENDED):
+            return
+        if st.status is S.GATHERING and st.opened_at is None:
+            # A snapshot from before the opening time was kept: count from its last change
+            # (when it was stored), which is never earlier than the opening.
+            st.opened_at = now - ev.downtime
         caught_up = _Out()
         self._run_due(now, caught_up)
         out.records.extend(caught_up.records)
         ended = [a for a in caught_up.actions if isinstance(a, A.CircleEnded)]
+        if st.status is S.GATHERING or (ended and ended[0].idle is not None):
+            # Nothing was under way, so nothing was missed: say nothing, or only that it was closed.
+            out.actions.extend(ended)
+            return
         phase = self.phase
         holder = self.holder
         out.say(
@@ -579,15 +608,31 @@ class Circle:
     def _run_due(self, now: float, out: _Out) -> None:
         """Process every deadline due by ``now``, each at its own time."""
         st = self.state
-        while st.status is S.RUNNING:
+        while st.status in _LIVE:
             due = self.next_deadline
             if due is None or due > now:
+                return
+            if st.status is not S.RUNNING:
+                self._close_idle(due, out)
                 return
             if st.reminders and st.reminders[0] == due and due < (st.ends_at or due + 1):
                 st.reminders.pop(0)
                 self._remind(due, out)
             else:
                 self._expire(due, out)
+
+    def _close_idle(self, at: float, out: _Out) -> None:
+        """Close a circle left gathering or paused for :data:`IDLE_CLOSE_AFTER`: as ``End`` would
+        (attendance closed, the state let go of people), without the closing words, which are
+        for a circle that met; the room is told why, and that it can be started again."""
+        status = self.state.status
+        assert status is S.GATHERING or status is S.PAUSED
+        # It ended when it stopped meeting, not twelve hours later: attendance and the circle's
+        # length end when it opened (it never began) or when it was paused. (The store never lets
+        # an attendance end before it began: someone who came later has none.)
+        since = self.state.opened_at if status is S.GATHERING else self.state.paused_at
+        idle: A.IdleStatus = "gathering" if status is S.GATHERING else "paused"
+        self._finish(since if since is not None else at, out, early=True, idle=idle)
 
     def _remind(self, at: float, out: _Out) -> None:
         phase = self.phase
@@ -759,7 +804,7 @@ class Circle:
         else:
             self._advance(at, out)
 
-    def _finish(self, at: float, out: _Out, early: bool) -> None:
+    def _finish(self, at: float, out: _Out, early: bool, idle: A.IdleStatus | None = None) -> None:
         st = self.state
         for person in st.present():
             out.keep(A.AttendanceEnded(person.id, at))
@@ -769,7 +814,7 @@ class Circle:
         st.paused_at = None
         st.round = None
         out.keep(A.CircleFinished(at))
-        out.say(A.CircleEnded(self.script.title, early))
+        out.say(A.CircleEnded(self.script.title, early, idle, round(IDLE_CLOSE_AFTER) if idle else 0))
 
 
 def _audit_detail(event: E.Event) -> str:
@@ -780,4 +825,4 @@ def _audit_detail(event: E.Event) -> str:
     return ""
 
 
-__all__ = ["MAX_EXTEND_MINUTES", "REFUSALS", "TRANSITIONS", "Circle", "Refusal", "diagram"]
+__all__ = ["IDLE_CLOSE_AFTER", "MAX_EXTEND_MINUTES", "REFUSALS", "TRANSITIONS", "Circle", "Refusal", "diagram"]

@@ -69,6 +69,9 @@ class CircleState:
     paused_at: float | None = None
     round: RoundState | None = None
     started_at: float | None = None
+    opened_at: float | None = None
+    """When the circle opened: a circle left gathering closes :data:`~facilitator.engine.circle.IDLE_CLOSE_AFTER`
+    later. None in snapshots from before it was kept (the engine sets it on ``Recover``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (written out field by field: it runs for every accepted event)."""
@@ -109,6 +112,7 @@ class CircleState:
                 "members": list(rnd.members),
             },
             "started_at": self.started_at,
+            "opened_at": self.opened_at,
         }
 
     @classmethod
@@ -128,6 +132,7 @@ class CircleState:
             paused_at=data["paused_at"],
             round=RoundState(**round_data) if round_data else None,
             started_at=data.get("started_at"),
+            opened_at=data.get("opened_at"),
         )
 
     def present(self) -> list[Participant]:

@@ -77,7 +77,13 @@ UNLINK_UNNAMED: Update = (
 )
 """Before someone's named attendance starts again in a circle: their earlier rows there that are
 no longer named (they withdrew, or were forgotten) get a seat of their own, so nothing links them."""
-END_ATTENDANCE: Update = update(attendance).where(*_OPEN_SEAT).values(left_at=bindparam("b_at"))
+END_ATTENDANCE: Update = (
+    update(attendance)
+    .where(*_OPEN_SEAT)
+    .values(left_at=case((attendance.c.joined_at > bindparam("b_at"), attendance.c.joined_at), else_=bindparam("b_at")))
+)
+"""An attendance ends at ``b_at``, never before it began (a circle closed as of when it stopped
+meeting, after someone came)."""
 COUNT_SPOKEN: Update = (
     update(attendance).where(*_OPEN_SEAT).values(turns_spoken=attendance.c.turns_spoken + literal_column("1"))
 )
