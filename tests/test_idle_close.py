@@ -172,3 +172,16 @@ async def test_someone_who_came_to_a_circle_that_never_began_is_given_no_minutes
     assert host.runtime.circle_in("console", "room-1") is None
     [row] = host.store.attendance_of(hosted.id)
     assert row["joined_at"] == row["left_at"] == opened + 3_600
+
+
+async def test_start_just_after_the_close_falls_due_closes_the_old_one_first(host: Host) -> None:
+    """The timer has not fired yet when Fran types start: time comes first, as for any command."""
+    opened = host.clock.now()
+    old = await gathering(host)
+    host.clock.set(opened + IDLE_CLOSE_AFTER)  # due, but the scheduler has not run
+    said = len(host.said())
+    assert (await host.console.say("Fran", "start check-in-30")).accepted
+    new = host.said()[said:]
+    assert new[0].startswith(CLOSED_GATHERING) and any("Check-in circle" in line for line in new[1:])
+    hosted = host.runtime.circle_in("console", "room-1")
+    assert hosted is not None and hosted.id != old

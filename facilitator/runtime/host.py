@@ -214,6 +214,10 @@ class Runtime:
     ) -> A.Outcome:
         """Open a circle from a script in a room; refused if one is open there already."""
         key = (platform, room)
+        there = self._rooms.get(key)
+        if there is not None and there.circle.due(self.clock.now()):
+            # Time first, as for any event: a circle whose idle close is due closes and frees the room.
+            await self._start_run(there, E.Tick(), self.clock.now())
         if key in self._rooms or key in self._opening:
             return await self.refuse(platform, room, by, "already_open", source=source)
         try:
