@@ -131,7 +131,7 @@ async def handle_command(
     if parsed.name == "scripts":
         return await _scripts(runtime, platform, room, by, source)
     if parsed.name == "start":
-        if not may_steer and hosted is None:
+        if not may_steer:  # whether or not a circle is open here (one closing just now would make room)
             needs = steer_needs or _needs(runtime)
             return await runtime.refuse(platform, room, by, "start_needs_permission", source=source, needs=needs)
         return await runtime.open_circle(platform, room, parsed.args[0], by, name, group=group, source=source)

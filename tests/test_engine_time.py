@@ -212,11 +212,11 @@ def test_a_host_ticks_before_an_event_so_a_pause_just_after_a_deadline_freezes_t
 LEFT = IDLE_CLOSE_AFTER
 
 
-def _closed_idle(out: A.Outcome, left: str, at: float, people: list[str]) -> None:
+def _closed_idle(out: A.Outcome, left: str, at: float, people: list[str], idle_for: float = LEFT) -> None:
     """Closed as ``end`` would, as of ``at`` (when it opened, or was paused: not twelve hours of
     attendance nobody gave), without the closing words, with no audit entry."""
-    assert out.actions == (A.CircleEnded(TITLE, True, left, 12 * 3600),)  # type: ignore[arg-type]
-    assert out.records == (*(A.AttendanceEnded(m, at) for m in people), A.CircleFinished(at))
+    assert out.actions == (A.CircleEnded(TITLE, True, left, round(idle_for)),)  # type: ignore[arg-type]
+    assert out.records == (*(A.AttendanceEnded(m, at) for m in people), A.CircleFinished(at, idle=True))
 
 
 def test_a_circle_left_gathering_closes_twelve_hours_after_it_opened_not_a_second_before():
@@ -228,8 +228,8 @@ def test_a_circle_left_gathering_closes_twelve_hours_after_it_opened_not_a_secon
     assert run.tick(1_000.0 + LEFT - 1) == A.Outcome(True, (), ())
     assert run.circle.snapshot()["status"] == "gathering"  # (not narrowed: it changes below)
     assert run.circle.due(1_000.0 + LEFT)
-    out = run.tick(1_000.0 + LEFT + 300)  # a late tick closes it at the deadline, not later
-    _closed_idle(out, "gathering", 1_000.0, [ANA, BEN, CAM])  # as of its opening: it never met
+    out = run.tick(1_000.0 + LEFT + 300)  # a late tick: closed as of its opening, said as it is
+    _closed_idle(out, "gathering", 1_000.0, [ANA, BEN, CAM], idle_for=LEFT + 300)
     assert run.circle.status is CircleStatus.ENDED
     assert run.circle.next_deadline is None
     assert run.tick(1e9).actions == ()
@@ -280,11 +280,11 @@ def test_beginning_before_the_close_keeps_the_circle():
 def test_recover_after_a_gathering_circle_was_left_too_long_closes_it_with_one_message():
     run = gathered(SCRIPT, now=0.0)
     out = run.ok(E.Recover(downtime=LEFT), LEFT + 3_600)
-    _closed_idle(out, "gathering", 0.0, [ANA, BEN, CAM])  # no "we are back"
+    _closed_idle(out, "gathering", 0.0, [ANA, BEN, CAM], idle_for=LEFT + 3_600)  # no "we are back"; 13h said
 
 
 def test_recover_after_a_paused_circle_was_left_too_long_closes_it_with_one_message():
     run, _ = begun(SCRIPT, at=0.0)
     run.ok(E.Pause(FAC), 10.0)
     out = run.ok(E.Recover(downtime=LEFT + 100), LEFT + 200)
-    _closed_idle(out, "paused", 10.0, [ANA, BEN, CAM])
+    _closed_idle(out, "paused", 10.0, [ANA, BEN, CAM], idle_for=LEFT + 190)

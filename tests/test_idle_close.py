@@ -102,7 +102,8 @@ async def test_a_circle_left_gathering_while_the_bot_was_down_is_closed_at_start
     second = await make_host(db_url, clock)
     try:
         said = second.said()
-        assert len(said) == 1 and said[0].startswith(CLOSED_GATHERING), said  # no "we are back" too
+        # One message, no "we are back" too, and the truth: it was opened 13 hours ago.
+        assert len(said) == 1 and said[0].startswith(CLOSED_GATHERING.replace("12h", "13h")), said
         assert_closed_and_let_go(second, circle_id, opened)
         assert (await second.console.say("Fran", "start check-in-30")).accepted
     finally:
@@ -185,3 +186,33 @@ async def test_start_just_after_the_close_falls_due_closes_the_old_one_first(hos
     assert new[0].startswith(CLOSED_GATHERING) and any("Check-in circle" in line for line in new[1:])
     hosted = host.runtime.circle_in("console", "room-1")
     assert hosted is not None and hosted.id != old
+
+
+async def test_someone_who_left_during_the_pause_is_not_credited_with_the_idle_hours(host: Host) -> None:
+    """The circle is closed as of its pause: Bea, who gave up and left eleven hours later, has
+    her attendance end at the pause too, like everyone else's, not eleven hours on."""
+    hosted = await in_the_check_in_round(host)
+    assert (await host.console.say("Fran", "pause")).accepted
+    paused = host.clock.now()
+    host.clock.advance(11 * 3600)
+    await host.console.say("Bea", "leave")
+    host.clock.advance(IDLE_CLOSE_AFTER)
+    await host.runtime.settle()
+    rows = host.store.attendance_of(hosted.id)
+    assert [(r["display_name"], r["left_at"]) for r in rows] == [("Ada", paused), ("Bea", paused)]
+
+
+async def test_no_one_without_the_right_to_steer_starts_a_circle_as_the_old_one_closes(host: Host) -> None:
+    """start is a steering command: refused to someone the room does not let steer, also in the
+    moment an idle circle's close is due (the old one would have been closed to make room)."""
+    from facilitator.front import handle_command
+
+    opened = host.clock.now()
+    await gathering(host)
+    host.clock.set(opened + IDLE_CLOSE_AFTER)
+    outcome = await handle_command(
+        host.runtime, "console", "room-1", "console:mallory", "Mallory", "start check-in-30", may_steer=False
+    )
+    assert not outcome.accepted
+    hosted = host.runtime.circle_in("console", "room-1")
+    assert hosted is None or "console:mallory" not in hosted.circle.state.facilitators

@@ -381,6 +381,9 @@ class CircleFinished:
     """The circle ended at ``at``."""
 
     at: float
+    idle: bool = False
+    """Closed for being left open (as of ``at``, when it stopped meeting): no attendance of it
+    may run past ``at``, not even one that ended earlier by a leave."""
 
 
 @dataclass(frozen=True, slots=True)

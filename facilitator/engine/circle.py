@@ -613,7 +613,7 @@ class Circle:
             if due is None or due > now:
                 return
             if st.status is not S.RUNNING:
-                self._close_idle(due, out)
+                self._close_idle(due, now, out)
                 return
             if st.reminders and st.reminders[0] == due and due < (st.ends_at or due + 1):
                 st.reminders.pop(0)
@@ -621,7 +621,7 @@ class Circle:
             else:
                 self._expire(due, out)
 
-    def _close_idle(self, at: float, out: _Out) -> None:
+    def _close_idle(self, at: float, now: float, out: _Out) -> None:
         """Close a circle left gathering or paused for :data:`IDLE_CLOSE_AFTER`: as ``End`` would
         (attendance closed, the state let go of people), without the closing words, which are
         for a circle that met; the room is told why, and that it can be started again."""
@@ -632,7 +632,8 @@ class Circle:
         # an attendance end before it began: someone who came later has none.)
         since = self.state.opened_at if status is S.GATHERING else self.state.paused_at
         idle: A.IdleStatus = "gathering" if status is S.GATHERING else "paused"
-        self._finish(since if since is not None else at, out, early=True, idle=idle)
+        stopped = since if since is not None else at
+        self._finish(stopped, out, early=True, idle=idle, idle_for=round(max(now, at) - stopped))
 
     def _remind(self, at: float, out: _Out) -> None:
         phase = self.phase
@@ -804,7 +805,7 @@ class Circle:
         else:
             self._advance(at, out)
 
-    def _finish(self, at: float, out: _Out, early: bool, idle: A.IdleStatus | None = None) -> None:
+    def _finish(self, at: float, out: _Out, early: bool, idle: A.IdleStatus | None = None, idle_for: int = 0) -> None:
         st = self.state
         for person in st.present():
             out.keep(A.AttendanceEnded(person.id, at))
@@ -813,8 +814,8 @@ class Circle:
         st.reminders = []
         st.paused_at = None
         st.round = None
-        out.keep(A.CircleFinished(at))
-        out.say(A.CircleEnded(self.script.title, early, idle, round(IDLE_CLOSE_AFTER) if idle else 0))
+        out.keep(A.CircleFinished(at, idle=idle is not None))
+        out.say(A.CircleEnded(self.script.title, early, idle, idle_for if idle else 0))
 
 
 def _audit_detail(event: E.Event) -> str:

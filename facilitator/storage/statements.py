@@ -65,6 +65,18 @@ INSERT_PROMPT_USE: Insert = insert(prompt_use)
 INSERT_AUDIT: Insert = insert(audit)
 INSERT_HANDLED: Insert = insert(handled)
 INSERT_OUTBOX: Insert = insert(outbox)
+_NOT_BEFORE_JOINING = case(
+    (attendance.c.joined_at > bindparam("b_at"), attendance.c.joined_at), else_=bindparam("b_at")
+)
+
+CAP_ATTENDANCE: Update = (
+    update(attendance)
+    .where(attendance.c.circle_id == bindparam("b_circle"), attendance.c.left_at > bindparam("b_at"))
+    .values(left_at=_NOT_BEFORE_JOINING)
+)
+"""A circle closed for being left open ended at ``b_at``: no attendance of it runs past that
+(someone who left during the pause is not credited with the idle hours), none before it began."""
+
 UNLINK_UNNAMED: Update = (
     update(attendance)
     .where(
@@ -77,11 +89,7 @@ UNLINK_UNNAMED: Update = (
 )
 """Before someone's named attendance starts again in a circle: their earlier rows there that are
 no longer named (they withdrew, or were forgotten) get a seat of their own, so nothing links them."""
-END_ATTENDANCE: Update = (
-    update(attendance)
-    .where(*_OPEN_SEAT)
-    .values(left_at=case((attendance.c.joined_at > bindparam("b_at"), attendance.c.joined_at), else_=bindparam("b_at")))
-)
+END_ATTENDANCE: Update = update(attendance).where(*_OPEN_SEAT).values(left_at=_NOT_BEFORE_JOINING)
 """An attendance ends at ``b_at``, never before it began (a circle closed as of when it stopped
 meeting, after someone came)."""
 COUNT_SPOKEN: Update = (

@@ -27,6 +27,7 @@ from facilitator.engine import actions as A
 from facilitator.storage import DEFAULT_URL
 from facilitator.storage.migrate import upgrade
 from facilitator.storage.statements import (
+    CAP_ATTENDANCE,
     COUNT_PASSED,
     COUNT_SPOKEN,
     END_ATTENDANCE,
@@ -337,13 +338,18 @@ class Store:
             batch.add(INSERT_OUTBOX, row)
         ended = write.status == "ended"
         started_at = ended_at = None
+        capped: list[dict[str, Any]] = []
         for record in write.records:
             if isinstance(record, A.CircleStarted):
                 started_at = record.at
             elif isinstance(record, A.CircleFinished):
                 ended_at = record.at
+                if record.idle:  # after this write's own attendance ends (the batch keeps order)
+                    capped.append({"b_circle": write.circle_id, "b_at": record.at})
             else:
                 self._record(conn, batch, write, record)
+        for row in capped:
+            batch.add(CAP_ATTENDANCE, row)
         state = _scrubbed(write.state) if ended else write.state
         batch.circle(
             write.circle_id,
