@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from facilitator.engine import actions as A
+from facilitator.engine.circle import IDLE_CLOSE_AFTER
 from facilitator.paths import prompts_root
 from facilitator.script.durations import format_duration
 
@@ -146,7 +147,8 @@ class Voice:
             case A.SilenceCue():
                 return [Line(s("silence_cue", name=action.name))]
             case A.Paused():
-                return [Line(s("paused", remaining_note=self._remaining("paused_remaining", action.remaining)))]
+                held = self._remaining("paused_remaining", action.remaining)
+                return [Line(s("paused", remaining_note=held, idle=format_duration(round(IDLE_CLOSE_AFTER))))]
             case A.Resumed():
                 return [Line(s("resumed", remaining_note=self._remaining("resumed_remaining", action.remaining)))]
             case A.Extended():

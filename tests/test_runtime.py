@@ -203,7 +203,7 @@ async def test_an_event_just_after_a_deadline_meets_the_circle_as_it_is_now(host
     assert said[-3:] == [
         "Thank you: that is the time for this turn.",
         "@Bea, the talking piece is with you (1m 30s). Say done when you have finished, or pass: both are fine.",
-        "We pause here. The time is held (1m 20s left when we resume).",
+        "We pause here. The time is held (1m 20s left when we resume). (A circle paused for 12h closes itself.)",
     ]
     assert hosted.circle.holder == "console:bea"
 
