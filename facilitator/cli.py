@@ -439,8 +439,9 @@ def _covered(wanted: Any, asked: _Asked) -> str:
     return f"your groups: {theirs}" if said == "everything" else f"{said}; your groups: {theirs}"
 
 
-def _rows(count: int, level: str) -> str:
-    return f"{count:,} {level} row{'' if count == 1 else 's'}"
+def _rows(count: int, level: str = "") -> str:
+    """``1 circle row``, ``2,000 attendance rows``, ``3 rows``."""
+    return f"{count:,} {level + ' ' if level else ''}row{'' if count == 1 else 's'}"
 
 
 def _untouched(out_path: str | None) -> str:
@@ -469,10 +470,9 @@ def _chosen_format(
 
 def _device(path: str) -> bool:
     """Whether ``path`` is a device, a pipe or a link (no ending needed: ``--out /dev/null``)."""
-    try:
-        return not stat.S_ISREG(os.lstat(path).st_mode) and not stat.S_ISDIR(os.lstat(path).st_mode)
-    except OSError:
-        return False
+    from facilitator.exports.outputs import special
+
+    return special(path)
 
 
 def _not_over_our_files(name: str, out_path: str, url: str, config_path: str | None) -> None:
@@ -541,9 +541,10 @@ def report(by: str, out_path: str, fmt: str | None, table_path: str | None, **op
         _fail("report", f"cannot write to standard output: {error.strerror or error}")
     finally:
         store.close()
-    rows = len(written.report.rows)
-    counted = f"{rows:,} row{'' if rows == 1 else 's'}"
-    click.echo(f"Reported {counted} ({_covered(wanted, asked)}): chart {out_path}, table {table}.", err=True)
+    click.echo(
+        f"Reported {_rows(len(written.report.rows))} ({_covered(wanted, asked)}): chart {out_path}, table {table}.",
+        err=True,
+    )
 
 
 @main.command("consent-log")

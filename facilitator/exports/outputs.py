@@ -46,10 +46,22 @@ def in_place(path: str) -> bool:
         raise problem(path, error) from None
     if stat.S_ISDIR(found.st_mode):
         return False  # refused by replacing(), with a sentence
-    if not stat.S_ISREG(found.st_mode):
+    if _special(found.st_mode):
         return True
     folder = os.path.dirname(os.path.abspath(path))
     return found.st_nlink > 1 or found.st_uid != os.geteuid() or not os.access(folder, os.W_OK | os.X_OK)
+
+
+def special(path: str) -> bool:
+    """Whether ``path`` is a device, a pipe or a link (written as it is, and needing no ending)."""
+    try:
+        return _special(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _special(mode: int) -> bool:
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 @contextlib.contextmanager

@@ -8,8 +8,10 @@ that were the truth, or add our tables to another program's SQLite file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 
 from facilitator.storage.store import Store
 
@@ -75,17 +77,24 @@ def open_or_create(url: str) -> Store:
 
 
 def _checked(url: str, *, create: bool = False) -> Store:
-    from sqlalchemy.exc import DatabaseError, OperationalError
-
     if not create:
         _must_be_ours(url)
-    try:
+    with _said_plainly(url):
         return Store(url)
+
+
+@contextlib.contextmanager
+def _said_plainly(url: str) -> Iterator[None]:
+    """The database's own errors while opening ``url`` as a :class:`DatabaseProblem` sentence."""
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
+    try:
+        yield
     except OperationalError as error:
         raise DatabaseProblem(f"cannot open the database at {_shown(url)}: {_first_line(error)}") from None
     except DatabaseError as error:
         raise DatabaseProblem(f"{_shown(url)} is not a database facilitator can read: {_first_line(error)}") from None
-    except Exception as error:  # Alembic: a revision this version does not know
+    except Exception as error:  # Alembic (imported only when migrating): a revision this version does not know
         if type(error).__name__ == "CommandError":
             raise DatabaseProblem(
                 f"the database at {_shown(url)} was made by a newer facilitator ({error}): upgrade facilitator"
@@ -96,16 +105,11 @@ def _checked(url: str, *, create: bool = False) -> Store:
 def _must_be_ours(url: str) -> None:
     """Refuse a database that facilitator never made (no migration table): nothing is added to it."""
     from sqlalchemy import create_engine, inspect
-    from sqlalchemy.exc import DatabaseError, OperationalError
 
     engine = create_engine(url)  # without the store's pragmas: WAL mode would be written into the file
     try:
-        with engine.connect() as conn:
+        with _said_plainly(url), engine.connect() as conn:
             ours = inspect(conn).has_table("alembic_version")
-    except OperationalError as error:
-        raise DatabaseProblem(f"cannot open the database at {_shown(url)}: {_first_line(error)}") from None
-    except DatabaseError as error:
-        raise DatabaseProblem(f"{_shown(url)} is not a database facilitator can read: {_first_line(error)}") from None
     finally:
         engine.dispose()
     if not ours:
